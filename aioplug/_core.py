@@ -273,12 +273,12 @@ class Core:
         if isinstance(device_or_properties, Mapping):
             self._properties.set(device_or_properties)
             return
-        dev, plugin, _ = self._resolve(device_or_properties, None)
-        if dev.virtual:
+        if parse_device_name(device_or_properties).virtual:
             raise PropertyError(
                 f"cannot set properties on the device list {device_or_properties!r}; "
                 "pass them to compile_model"
             )
+        dev, plugin, _ = self._resolve(device_or_properties, None)
         props = dict(properties or {})
         if dev.device_id is not None:
             plugin._check_device_id(dev.device_id)

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .errors import MalformedModel, ShapeInferenceError
+from .errors import MalformedModel, ShapeInferenceError, UnsupportedOp
 
 __all__ = ["Dim", "Model", "ModelSource", "Node", "Port", "read_model"]
 
@@ -215,6 +215,21 @@ def _load_proto(source: ModelSource) -> onnx.ModelProto:
     )
 
 
+def _unknown_ops(proto: onnx.ModelProto) -> list[tuple[str, str, int]]:
+    opsets = {(imp.domain or ""): imp.version for imp in proto.opset_import}
+    unknown: dict[tuple[str, str, int], None] = {}
+    for node in proto.graph.node:
+        domain = node.domain or ""
+        if domain not in ("", "ai.onnx", "ai.onnx.ml"):
+            continue
+        version = opsets.get(domain, 1)
+        try:
+            onnx.defs.get_schema(node.op_type, version, domain)
+        except onnx.defs.SchemaError:
+            unknown[(domain, node.op_type, version)] = None
+    return list(unknown)
+
+
 def read_model(source: ModelSource) -> Model:
     """Reads, checks and shape-infers an ONNX model from a path, bytes or ModelProto.
 
@@ -230,6 +245,12 @@ def read_model(source: ModelSource) -> Model:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        unknown = _unknown_ops(proto)
+        if unknown:
+            ops = ", ".join(f"{d or 'ai.onnx'}::{op} (opset {v})" for d, op, v in unknown)
+            raise UnsupportedOp(
+                f"the model uses op(s) that its opset does not define: {ops}", tuple(unknown)
+            ) from exc
         raise MalformedModel(f"invalid ONNX model: {first}") from exc
     except Exception as exc:  # the checker raises C++ errors of other types too
         raise MalformedModel(f"invalid ONNX model: {exc}") from exc

@@ -1,0 +1,3 @@
+from aioplug.cli import main
+import sys
+sys.exit(main())
