@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+from aioplug.cli import main
+from aioplug.testing.models import add_model, multi_io_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_devices_prints_a_table_of_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["device", "full", "name"]
+    assert "TEMPLATE" in out and "EXPORT_IMPORT" in out
+
+
+def test_run_prints_outputs_computed_from_npy_inputs(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_path = tmp_path / "add.onnx"
+    onnx.save(add_model(), model_path)
+    a = np.array([[1.5, 2.0, -3.0, 4.0]], np.float32)
+    b = np.array([[10.0, 20.0, 30.0, 40.0]], np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    code = main(["run", str(model_path), "-d", "TEMPLATE", "--input", f"a={tmp_path / 'a.npy'}", "--input", f"b={tmp_path / 'b.npy'}"])
+    assert code == 0
+    out = capsys.readouterr().out
+    expected = ReferenceEvaluator(add_model()).run(None, {"a": a, "b": b})[0]
+    assert "y =" in out
+    for value in expected.ravel():
+        assert f"{value:g}" in out
+
+
+def test_run_explains_a_missing_dynamic_input(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_path = tmp_path / "multi.onnx"
+    onnx.save(multi_io_model(), model_path)
+    assert main(["run", str(model_path), "-d", "TEMPLATE"]) == 2
+    assert "give it with --input x=FILE.npy" in capsys.readouterr().err
+
+
+def test_run_reports_an_unknown_device(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_path = tmp_path / "add.onnx"
+    onnx.save(add_model(), model_path)
+    assert main(["run", str(model_path), "-d", "NOPE"]) == 2
+    assert "DeviceNotFound" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_examples_run(example: str) -> None:
+    env = dict(os.environ)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / example)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
