@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
@@ -70,7 +70,13 @@ class Actor:
         self._started = True
         task_group.start_soon(self._run, name=f"aioplug-actor-{self.name}")
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    @overload
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
+    @overload
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Runs ``fn(*args)`` (awaiting it if it is a coroutine function) in turn; returns its result."""
         if self._closed:
             raise ClosedError(f"actor {self.name} is closed")
@@ -87,7 +93,7 @@ class Actor:
             raise
         if message.error is not None:
             raise message.error
-        return message.result  # type: ignore[no-any-return]
+        return message.result
 
     async def _run(self) -> None:
         try:

@@ -126,7 +126,7 @@ class CompiledModel:
                     f"state input {src!r} has {port.describe()}; a state needs a static shape "
                     "and a tensor type: fix the input's shape in the model"
                 )
-            initials[src] = np.zeros(tuple(port.shape or ()), dtype=port.dtype)
+            initials[src] = np.zeros(tuple(int(d) for d in port.shape or ()), dtype=port.dtype)  # type: ignore[arg-type]
         self._state_map = state_map
         self._state_initials = initials
         self._graph_inputs: tuple[Port, ...] = model.inputs

@@ -208,7 +208,7 @@ class Core:
     @property
     def available_devices(self) -> list[str]:
         """Devices that can run models: ``NAME``, or ``NAME.id`` when a plugin has several."""
-        devices = []
+        devices: list[str] = []
         for name in self.registered_devices:
             try:
                 plugin = self._plugin(name)
@@ -350,15 +350,15 @@ class Core:
             blob = cache.load(key)
             if blob is not None:
                 try:
-                    compiled = await actor.call(
-                        thread.run, lambda: plugin.import_model(blob, props, from_cache=True)
+                    imported: CompiledModel = await actor.call(
+                        thread.run, plugin.import_model, blob, props, True
                     )
                     log.debug("loaded %s from cache entry %s", model.name, key)
-                    return compiled
+                    return imported
                 except ImportExportError as exc:
                     log.warning("cache entry %s is unusable (%s); compiling again", key, exc)
                     cache.remove(key)
-            compiled = await actor.call(thread.run, plugin.compile_model, model, props)
+            compiled: CompiledModel = await actor.call(thread.run, plugin.compile_model, model, props)
             stream = io.BytesIO()
             try:
                 compiled.export_model(stream)
@@ -379,7 +379,8 @@ class Core:
         name, plugin, props = self._resolve(device, properties)
         data = stream if isinstance(stream, (bytes, bytearray)) else stream.read()
         actor, thread = self._actor(name, plugin)
-        return await actor.call(thread.run, lambda: plugin.import_model(bytes(data), props))
+        imported: CompiledModel = await actor.call(thread.run, plugin.import_model, bytes(data), props)
+        return imported
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._task_group else "not entered"

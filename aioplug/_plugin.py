@@ -135,7 +135,7 @@ class Plugin:
         return compiled
 
     def import_model(
-        self, stream: BinaryIO | bytes, properties: Mapping[str, Any], *, from_cache: bool = False
+        self, stream: BinaryIO | bytes, properties: Mapping[str, Any], from_cache: bool = False
     ) -> CompiledModel:
         """Rebuilds a compiled model from a stream written by ``CompiledModel.export_model``."""
         header, payload = read_blob(stream, self.device_name)

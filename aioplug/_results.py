@@ -20,8 +20,8 @@ class InferResults(Mapping[str, Any]):
         self._values = tuple(values)
         self._index = {name: i for i, name in enumerate(self._names)}
 
-    def __getitem__(self, key: str | int) -> Any:  # type: ignore[override]
-        if isinstance(key, int) and not isinstance(key, bool):
+    def __getitem__(self, key: str | int) -> Any:
+        if isinstance(key, int):
             return self._values[key]
         try:
             return self._values[self._index[key]]

@@ -185,10 +185,11 @@ class SyncInferRequest:
                 if isinstance(key, int) and not isinstance(key, bool):
                     port = self._compiled.input(key)
                 else:
-                    port = ports.get(key.name if isinstance(key, Port) else key)  # type: ignore[arg-type]
-                    if port is None:
+                    found = ports.get(key.name if isinstance(key, Port) else key)
+                    if found is None:
                         self._port(key)  # raises the detailed error
                         raise InputError(f"{key!r} is an output, not an input")
+                    port = found
                 tensors[port.name] = check_tensor(port, value, "input", device)
         elif isinstance(inputs, (list, tuple)):
             ports_in_order = self._compiled.inputs

@@ -163,7 +163,8 @@ class Model:
 
     def serialize(self) -> bytes:
         """Returns the ONNX bytes of the model."""
-        return self._proto.SerializeToString()
+        data: bytes = self._proto.SerializeToString()
+        return data
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{p.name}: {p.describe()}" for p in self.inputs)

@@ -145,7 +145,7 @@ def _path_or_empty(value: Any) -> str:
     import os
 
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[return-value]
+        return str(os.fspath(value))
     return _str(value)
 
 

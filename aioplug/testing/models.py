@@ -6,6 +6,8 @@ builder called twice gives the same model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -31,7 +33,7 @@ def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
     return model
 
 
-def _f32(name: str, shape: list[int | str]) -> onnx.ValueInfoProto:
+def _f32(name: str, shape: Sequence[int | str]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
