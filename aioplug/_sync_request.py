@@ -40,6 +40,8 @@ def _describe(value: Any) -> str:
 def check_tensor(port: Port, value: Any, role: str, device: str) -> Any:
     """Returns ``value`` as a tensor for ``port``; raises InputError saying what was expected."""
     if value is None:
+        if port.kind == "optional":
+            return None
         raise InputError(
             f"{role} {port.name!r} got None; expected a numpy array of {port.describe()}"
         )
@@ -263,7 +265,7 @@ class SyncInferRequest:
                 feed[name] = state.get_state()
                 continue
             value = tensors.get(name)
-            if value is None:
+            if value is None and name not in tensors:
                 if port.is_dynamic:
                     raise InputError(
                         f"input {name!r} ({port.describe()}) was not set: pass it to infer() "

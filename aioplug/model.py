@@ -264,10 +264,35 @@ def read_model(source: ModelSource) -> Model:
                 name, k = f"{base}_{k}", k + 1
             node.name = name
         seen.add(node.name)
+    return Model(_infer_shapes(proto))
+
+
+def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Strict shape inference; lenient only where onnx fails inside a function op's own body."""
     try:
-        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
-    except onnx.shape_inference.InferenceError as exc:
-        raise ShapeInferenceError(f"shape inference failed: {exc}") from exc
+        inferred: onnx.ModelProto = onnx.shape_inference.infer_shapes(
+            proto, strict_mode=True, data_prop=True
+        )
+        return inferred
+    except Exception as exc:
+        if not _fails_inside_function_body(str(exc), proto):
+            raise ShapeInferenceError(f"shape inference failed: {exc}") from exc
+    try:
+        lenient: onnx.ModelProto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+        return lenient
     except Exception as exc:
         raise ShapeInferenceError(f"shape inference failed: {exc}") from exc
-    return Model(proto)
+
+
+def _fails_inside_function_body(message: str, proto: onnx.ModelProto) -> bool:
+    import re
+
+    match = re.search(r"\(op_type:(\w+)", message)
+    if match is None or message.count("Inference error(s)") < 2:
+        return False
+    opsets = {(imp.domain or ""): imp.version for imp in proto.opset_import}
+    try:
+        schema = onnx.defs.get_schema(match.group(1), opsets.get("", 1), "")
+    except onnx.defs.SchemaError:
+        return False
+    return bool(schema.has_function or schema.has_context_dependent_function)

@@ -907,6 +907,32 @@ def onnxruntime_backend(providers: Sequence[str] = ("CPUExecutionProvider",)) ->
     return run
 
 
+def device_backend(core: Any, device: str) -> AsyncBackend:
+    """An async backend compiling each model on ``device`` of an open ``aioplug.Core``."""
+
+    async def run(model: onnx.ModelProto, inputs: list[Any]) -> Sequence[Any]:
+        compiled = await core.compile_model(model, device)
+        try:
+            return list((await compiled.infer(list(inputs))).to_tuple())
+        finally:
+            await compiled.aclose()
+
+    return run
+
+
+async def run_node_suite_on_device(
+    device: str,
+    cases: Iterable[NodeCase] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> NodeSuiteReport:
+    """Runs the cases on an aioplug device, each model compiled and inferred through a Core."""
+    import aioplug  # noqa: PLC0415
+
+    async with aioplug.Core() as core:
+        return await run_node_suite_async(device_backend(core, device), cases, progress=progress)
+
+
 _BACKENDS: dict[str, Callable[[], Backend]] = {
     "reference": reference_backend,
     "onnxruntime": onnxruntime_backend,
@@ -954,6 +980,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run onnx's backend node test cases against a backend.",
     )
     parser.add_argument("--backend", default="reference", help="reference or onnxruntime (default: reference)")
+    parser.add_argument("--device", help="run on this aioplug device instead of a backend (e.g. CPU)")
     parser.add_argument("--pattern", help="regular expression searched in case names")
     parser.add_argument("--only-problems", action="store_true", help="table only op types with problems")
     parser.add_argument("--cache-dir", help=f"case cache (default: {default_cache_dir()})")
@@ -966,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        backend = _backend_by_name(args.backend)
+        backend = None if args.device else _backend_by_name(args.backend)
         cases = load_node_cases(cache_dir=args.cache_dir, pattern=args.pattern, include_random=args.include_random)
     except (ValueError, ImportError, re.error) as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -976,7 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        report = run_node_suite(backend, cases, progress=_StderrProgress())
+        if backend is None:
+            report = asyncio.run(run_node_suite_on_device(args.device, cases, progress=_StderrProgress()))
+        else:
+            report = run_node_suite(backend, cases, progress=_StderrProgress())
     sys.stdout.write(report.format_table(only_problems=args.only_problems) + "\n")
     return 0 if report.passed == report.total else 1
 

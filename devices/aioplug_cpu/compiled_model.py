@@ -1,0 +1,73 @@
+"""The CPU compiled model: the transformed graph, its execution plan, and its requests."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aioplug.plugin import AsyncInferRequest, CompiledModel, Model, SyncInferRequest
+
+from .async_infer_request import CpuAsyncInferRequest
+from .compiler import Graph, PassManager, build_plan
+from .compiler.serialize import graph_to_onnx
+from .config import streams_for
+from .sync_infer_request import CpuSyncInferRequest
+
+if TYPE_CHECKING:
+    from .plugin import CpuPlugin
+
+log = logging.getLogger(__name__)
+
+
+class CpuCompiledModel(CompiledModel):
+    """A model compiled into an execution plan; exports its transformed graph as ONNX."""
+
+    def __init__(
+        self,
+        plugin: CpuPlugin,
+        model: Model,
+        config: dict[str, Any],
+        *,
+        loaded_from_cache: bool = False,
+        transformed: bool = False,
+    ) -> None:
+        super().__init__(plugin, model, config, loaded_from_cache=loaded_from_cache)
+        self._cpu = plugin
+        self.threads_per_stream = streams_for(self._config).threads_per_stream
+        graph = Graph.from_model(model)
+        self.pass_report: dict[str, int] = {}
+        if not transformed:
+            manager = PassManager()
+            manager.run(graph)
+            self.pass_report = manager.report
+        self.graph = graph
+        self.plan = build_plan(
+            graph, extra={"threads": self.threads_per_stream, "opsets": dict(graph.opsets)}
+        )
+        log.debug(
+            "compiled %s: %d nodes -> %d steps (%s)",
+            model.name, len(model.nodes), len(self.plan.steps), self.pass_report,
+        )
+
+    def _resolve_streams(self) -> int:
+        return streams_for(self._config).streams
+
+    def apply_threads(self) -> None:
+        """Sets numpy's BLAS threads for this model's streams, when they differ."""
+        wanted = self.threads_per_stream
+        if self._cpu.blas_threads != wanted:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=wanted, user_api="blas")
+            self._cpu.blas_threads = wanted
+
+    def _create_sync_infer_request(self) -> SyncInferRequest:
+        return CpuSyncInferRequest(self)
+
+    def _create_async_infer_request(self, sync: SyncInferRequest) -> AsyncInferRequest:
+        return CpuAsyncInferRequest(sync, self)
+
+    def _export_payload(self) -> bytes:
+        proto = graph_to_onnx(self.graph, self.model.name)
+        data: bytes = proto.SerializeToString()
+        return data

@@ -1,0 +1,100 @@
+"""A vectorised error function (numpy has none).
+
+``erf(x) = x * P(s)`` with ``s = 2 x^2 / 0.75^2 - 1`` for ``|x| <= 0.75``, and
+``erf(x) = 1 - exp(-x^2) * Q(s)`` with ``t = 1 / (1 + x / 2)``, ``s = (2 t - t0 - t1) / (t1 - t0)``
+above, where P and Q are polynomials fitted (Chebyshev least squares on [0, 0.75] and
+[0.75, 6.5], converted to monomials) against ``math.erf``/``math.erfc`` for this project.
+The float64 set is within 4e-16 of ``math.erf``; the float32 set, evaluated in float32,
+within 2e-7. ``erf`` is odd, so negative inputs use ``|x|`` and take the sign back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["erf"]
+
+_SMALL_LIMIT = 0.75
+_SMALL_SCALE = 2.0 / (_SMALL_LIMIT * _SMALL_LIMIT)
+_T0 = 0.23529411764705882  # t at x = 6.5
+_T1 = 0.7272727272727273  # t at x = 0.75
+
+_P64 = (
+    1.030952815601264,
+    -0.0896037671090994,
+    0.00731448523457933,
+    -0.0004808724780401271,
+    2.5991645171943623e-05,
+    -1.1865683855175634e-06,
+    4.678558664981775e-08,
+    -1.6218491696106446e-09,
+    5.0131232069853205e-11,
+    -1.371409117148863e-12,
+    3.304336448558602e-14,
+)
+_Q64 = (
+    0.23973924881758737,
+    0.2014283140477255,
+    0.05635340103077755,
+    0.009326645731112948,
+    0.0002942700467165472,
+    -0.00019537221074348142,
+    -1.5625906400930796e-05,
+    6.697112748810421e-06,
+    3.5619522783182407e-07,
+    -3.0797440675066756e-07,
+    1.2383641509823096e-08,
+    1.3767082484422282e-08,
+    -2.571286463266113e-09,
+    -3.724190388123112e-10,
+    2.1233320159310702e-10,
+    -6.975538515510054e-12,
+    -9.576832586952188e-12,
+)
+_P32 = (
+    1.0309528170664233,
+    -0.08960339552193691,
+    0.007314458869394261,
+    -0.00048235796761509226,
+    2.6061917200625996e-05,
+)
+_Q32 = (
+    0.23973924587861278,
+    0.20142832998533441,
+    0.056353494831281395,
+    0.009326465600303743,
+    0.00029380323261906944,
+    -0.00019479808559567477,
+    -1.4886700682015761e-05,
+    5.99275473004225e-06,
+)
+
+
+def _horner(coefs: tuple[float, ...], s: Any, dtype: type[np.floating[Any]]) -> Any:
+    acc = np.full_like(s, coefs[-1])
+    for c in coefs[-2::-1]:
+        acc = acc * s + dtype(c)
+    return acc
+
+
+def erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Returns erf(x) element-wise in x's float dtype (float16 computes in float32)."""
+    dtype = x.dtype
+    if dtype == np.float64:
+        ft: type[np.floating[Any]] = np.float64
+        p, q = _P64, _Q64
+    else:
+        ft = np.float32
+        p, q = _P32, _Q32
+    xf = x.astype(ft, copy=False)
+    with np.errstate(all="ignore"):  # inf and nan inputs pass through the unused branch
+        a = np.abs(xf)
+        u = a * a
+        small = a * _horner(p, u * ft(_SMALL_SCALE) - ft(1.0), ft)
+        t = ft(1.0) / (ft(1.0) + ft(0.5) * a)
+        s = (ft(2.0) * t - ft(_T0 + _T1)) * ft(1.0 / (_T1 - _T0))
+        large = ft(1.0) - np.exp(-u) * _horner(q, s, ft)
+        y = np.copysign(np.where(a <= ft(_SMALL_LIMIT), small, large), xf)
+    return y if y.dtype == dtype else y.astype(dtype)

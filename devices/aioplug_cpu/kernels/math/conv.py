@@ -1,0 +1,174 @@
+"""Conv (1-D/2-D/3-D, grouped, depthwise, dilated, strided, every auto_pad mode).
+
+``Y[n, m] = B[m] + sum_{c, k} W[m, c, k] * Xpad[n, g(m) * C/G + c, o * s + k * d]``.
+The general path builds the im2col matrix of all groups with one strided view and one copy,
+then runs one batched BLAS product ``W[g] @ cols[n, g]``; a 1x1, stride-1, unpadded conv
+skips the copy. Depthwise convs (one input channel per group) accumulate one scaled, strided
+slice per kernel tap instead. Constant weights are arranged once, in the factory; float16
+computes in float32.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .._registry import Kernel, KernelNode
+from ._common import Array, as_kernel, compute_dtype, const_input, int_attr, versions
+from ._spatial import Geometry, Window, pad_input, window_attrs
+
+__all__ = ["ConvCore"]
+
+
+class ConvCore:
+    """A prepared convolution without bias: ``run(x, w)`` gives ``(N, M, *out)``.
+
+    ``compute`` fixes the arithmetic dtype (the integer convolutions use float64, exact for
+    their products); None computes in ``compute_dtype`` of the input.
+    """
+
+    __slots__ = ("_geoms", "_node", "_prepared", "_window", "compute", "group")
+
+    def __init__(
+        self, node: KernelNode, weights: Array | None, compute: np.dtype[Any] | None = None
+    ) -> None:
+        self._node = node
+        self.group = int_attr(node, "group", 1)
+        self.compute = compute
+        kernel = None if weights is None else weights.shape[2:]
+        self._window: Window | None = window_attrs(node, None, kernel)
+        self._geoms: dict[tuple[int, ...], Geometry] = {}
+        self._prepared: tuple[str, Array] | None = None
+        if weights is not None:
+            dtype = compute if compute is not None else compute_dtype(weights.dtype)
+            self._prepared = self._prepare(weights.astype(dtype, copy=False))
+
+    def _prepare(self, w: Array) -> tuple[str, Array]:
+        """Arranges weights: ``("dw", (K, C, mult, 1...))`` or ``("gemm", (G, Mg, Cg*K))``."""
+        m, cg = w.shape[0], w.shape[1]
+        g = self.group
+        rank = w.ndim - 2
+        if cg == 1 and g > 1 and m % g == 0:
+            mult = m // g
+            taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
+            return "dw", np.ascontiguousarray(taps).reshape(taps.shape + (1,) * rank)
+        return "gemm", np.ascontiguousarray(w.reshape(g, m // g, -1))
+
+    def _geometry(self, x: Array, w_shape: tuple[int, ...]) -> tuple[Window, Geometry]:
+        window = self._window
+        if window is None or len(window.kernel) != x.ndim - 2:
+            window = window_attrs(self._node, x.ndim - 2, w_shape[2:])
+            assert window is not None
+            self._window = window
+        geom = self._geoms.get(x.shape)
+        if geom is None:
+            geom = window.geometry(x.shape[2:])
+            self._geoms[x.shape] = geom
+        return window, geom
+
+    def run(self, x: Array, w: Array | None) -> Array:
+        """Convolves ``x`` (already in the compute dtype) with the prepared or given weights."""
+        prepared = self._prepared
+        if prepared is None:
+            assert w is not None
+            prepared = self._prepare(w.astype(x.dtype, copy=False))
+            w_shape = w.shape
+        else:
+            w_shape = (0, 0) + (self._window.kernel if self._window else ())
+        window, geom = self._geometry(x, w_shape)
+        kind, warr = prepared
+        if kind == "dw":
+            return _depthwise(x, warr, window, geom)
+        return _gemm_conv(x, warr, window, geom, self.group)
+
+
+def _gemm_conv(x: Array, wmat: Array, window: Window, geom: Geometry, group: int) -> Array:
+    n, c = x.shape[:2]
+    g, mg, ck = wmat.shape
+    cg = c // group
+    out = geom.out
+    npix = int(np.prod(out, dtype=np.int64))
+    simple = (
+        all(k == 1 for k in window.kernel)
+        and all(s == 1 for s in window.strides)
+        and not any(geom.begin)
+        and not any(geom.end)
+    )
+    if simple:
+        cols = x.reshape(n, g, cg, npix)
+    else:
+        xp = pad_input(x, geom.begin, geom.end)
+        sn, sc = xp.strides[:2]
+        ss = xp.strides[2:]
+        shape = (n, g, cg, *window.kernel, *out)
+        strides = (
+            sn,
+            cg * sc,
+            sc,
+            *(st * d for st, d in zip(ss, window.dilations)),
+            *(st * s for st, s in zip(ss, window.strides)),
+        )
+        cols = as_strided(xp, shape, strides, writeable=False).reshape(n, g, ck, npix)
+    y = np.matmul(wmat, cols)  # (n, g, mg, npix)
+    return y.reshape((n, g * mg, *out))
+
+
+def _depthwise(x: Array, taps: Array, window: Window, geom: Geometry) -> Array:
+    """One input channel per group: ``y[n, c, j] = sum_k taps[k, c, j] * slice_k(x)[n, c]``."""
+    xp = pad_input(x, geom.begin, geom.end)
+    n, c = x.shape[:2]
+    mult = taps.shape[2]
+    out = geom.out
+    acc: Array | None = None
+    for idx, offs in enumerate(itertools.product(*(range(k) for k in window.kernel))):
+        sl = xp[
+            (slice(None), slice(None))
+            + tuple(
+                slice(o * d, o * d + (size - 1) * s + 1, s)
+                for o, d, s, size in zip(offs, window.dilations, window.strides, out)
+            )
+        ]
+        if mult == 1:
+            term = sl * taps[idx, :, 0]
+        else:
+            term = sl[:, :, None] * taps[idx]
+        if acc is None:
+            acc = term
+        else:
+            acc += term
+    assert acc is not None
+    return acc.reshape((n, c * mult, *out))
+
+
+def _bias_shape(rank: int) -> tuple[int, ...]:
+    return (-1,) + (1,) * rank
+
+
+@versions("Conv", 1, 11, 22)
+def _conv(node: KernelNode) -> Kernel:
+    w_const = const_input(node, 1)
+    b_const = const_input(node, 2)
+    core = ConvCore(node, w_const)
+    has_bias = node.num_inputs > 2
+    bias_c = None
+    if b_const is not None and w_const is not None:
+        bias_c = b_const.astype(compute_dtype(w_const.dtype)).reshape(
+            _bias_shape(w_const.ndim - 2)
+        )
+    exec_type = "gemm_im2col" if core._prepared is None or core._prepared[0] == "gemm" else "depthwise"
+
+    def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
+        dtype = x.dtype
+        xc = x.astype(compute_dtype(dtype), copy=False)
+        y = core.run(xc, None if w_const is not None else w)
+        if has_bias:
+            if bias_c is not None:
+                y += bias_c
+            elif b is not None:
+                y += b.astype(y.dtype, copy=False).reshape(_bias_shape(y.ndim - 2))
+        return (y if y.dtype == dtype else y.astype(dtype),)
+
+    return as_kernel(run, exec_type)
