@@ -111,6 +111,20 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _benchmark(args: argparse.Namespace) -> int:
+    from ._benchmark import Budget, blas_info, format_results, run_benchmark
+
+    budget = Budget(count=args.n, seconds=args.t) if args.n or args.t else Budget(seconds=10.0)
+    print(f"BLAS: {blas_info()}")
+    results = await run_benchmark(
+        args.model, args.device, hint=args.hint, budget=budget, requests=args.requests,
+        shapes=args.shape, compare=[p for p in (args.compare or "").split(",") if p],
+        threads=args.threads,
+    )
+    print(format_results(results))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aioplug", description="aioplug inference runtime")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -122,6 +136,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
                      help="an input from a .npy file; missing static inputs get random data")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    bench = sub.add_parser("benchmark", help="measure latency and throughput, optionally against peers")
+    bench.add_argument("model", help="path of an .onnx model")
+    bench.add_argument("-d", "--device", help="device name (default: the Core's default device)")
+    bench.add_argument("--hint", choices=["latency", "throughput"], default="latency")
+    budget = bench.add_mutually_exclusive_group()
+    budget.add_argument("-n", type=int, help="number of inferences")
+    budget.add_argument("-t", type=float, help="seconds to run (default 10)")
+    bench.add_argument("--requests", type=int, help="concurrent requests (default: the device's optimum)")
+    bench.add_argument("--threads", type=int, default=0, help="threads per inference budget (0: all cores)")
+    bench.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                       help="shape of a dynamic input")
+    bench.add_argument("--compare", metavar="PEERS", help="comma list: onnxruntime,openvino")
     return parser
 
 
@@ -134,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args)
         if args.command == "run":
             return int(_run_async(_run(args)))
+        if args.command == "benchmark":
+            return int(_run_async(_benchmark(args)))
     except AioplugError as exc:
         print(f"aioplug: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
