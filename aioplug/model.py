@@ -295,4 +295,4 @@ def _fails_inside_function_body(message: str, proto: onnx.ModelProto) -> bool:
         schema = onnx.defs.get_schema(match.group(1), opsets.get("", 1), "")
     except onnx.defs.SchemaError:
         return False
-    return bool(schema.has_function or schema.has_context_dependent_function)
+    return bool(getattr(schema, "has_function", False) or getattr(schema, "has_context_dependent_function", False))

@@ -922,7 +922,7 @@ def device_backend(core: Any, device: str) -> AsyncBackend:
 
 async def run_node_suite_on_device(
     device: str,
-    cases: Iterable[NodeCase] | None = None,
+    cases: Sequence[NodeCase] | None = None,
     *,
     progress: ProgressCallback | None = None,
 ) -> NodeSuiteReport:
