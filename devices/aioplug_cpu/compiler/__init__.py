@@ -6,6 +6,7 @@ from .graph import Graph, GraphNode, Value
 from .passes import PassManager, default_passes
 from .plan import ExecutionPlan, Step, build_plan
 from . import control_flow as _control_flow  # noqa: F401,E402  (registers If, Loop, Scan)
+from . import fused_kernels as _fused_kernels  # noqa: F401,E402  (registers the fused ops)
 
 __all__ = [
     "ExecutionPlan",

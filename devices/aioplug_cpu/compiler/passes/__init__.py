@@ -24,11 +24,8 @@ Pass = Callable[[Graph], int]
 
 def default_passes() -> list[Pass]:
     """The CPU device's passes, in order."""
-    passes: list[Pass] = [fold_constants, remove_dead_nodes]
-    try:
-        from .fusions import fusion_passes
-    except ImportError:  # fusions are optional refinements
-        return passes
+    from .fusions import fusion_passes
+
     return [fold_constants, remove_dead_nodes, *fusion_passes(), remove_dead_nodes]
 
 

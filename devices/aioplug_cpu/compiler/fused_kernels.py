@@ -1,0 +1,172 @@
+"""Kernels of the fused ops the passes create, in the ``aioplug.cpu`` domain.
+
+``Fused<Op>`` runs the standard kernel of ``<Op>`` and applies an activation in place on its
+fresh output (one pass over memory fewer). ``MatMulBias``, ``LayerNorm`` and ``Gelu`` replace
+the multi-node patterns exporters emit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..kernels import Kernel, KernelNode, kernel, lookup
+from ..kernels.math._erf import erf
+
+__all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
+
+CPU_DOMAIN = "aioplug.cpu"
+FUSABLE_BASES = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "MatMulBias")
+ACTIVATION_KEYS = ("activation", "activation_alpha", "activation_beta")
+
+
+def _relu(y: Any, alpha: float, beta: float) -> None:
+    np.maximum(y, 0, out=y)
+
+
+def _clip(y: Any, alpha: float, beta: float) -> None:
+    np.clip(y, alpha, beta, out=y)
+
+
+def _leaky_relu(y: Any, alpha: float, beta: float) -> None:
+    np.multiply(y, alpha, out=y, where=y < 0)
+
+
+def _sigmoid(y: Any, alpha: float, beta: float) -> None:
+    with np.errstate(over="ignore"):
+        np.negative(y, out=y)
+        np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+
+
+def _tanh(y: Any, alpha: float, beta: float) -> None:
+    np.tanh(y, out=y)
+
+
+def _hard_sigmoid(y: Any, alpha: float, beta: float) -> None:
+    y *= alpha
+    y += beta
+    np.clip(y, 0, 1, out=y)
+
+
+def _hard_swish(y: Any, alpha: float, beta: float) -> None:
+    gate = np.clip(y * (1.0 / 6.0) + 0.5, 0, 1)
+    y *= gate
+
+
+ACTIVATIONS: dict[str, Callable[[Any, float, float], None]] = {
+    "Relu": _relu,
+    "Clip": _clip,
+    "LeakyRelu": _leaky_relu,
+    "Sigmoid": _sigmoid,
+    "Tanh": _tanh,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": _hard_swish,
+}
+
+
+def _base_node(node: KernelNode, op_type: str, domain: str = "") -> KernelNode:
+    opsets = dict(node.extra.get("opsets") or {})
+    attrs = {k: v for k, v in node.attributes.items() if k not in ACTIVATION_KEYS}
+    return replace(
+        node, op_type=op_type, domain=domain, opset=opsets.get(domain, 17), attributes=attrs
+    )
+
+
+class _Fused:
+    __slots__ = ("_base", "_act", "_alpha", "_beta", "exec_type")
+
+    def __init__(self, base: Kernel, activation: str, alpha: float, beta: float) -> None:
+        self._base = base
+        self._act = ACTIVATIONS[activation]
+        self._alpha = alpha
+        self._beta = beta
+        self.exec_type = f"{base.exec_type}+{activation.lower()}"
+
+    def __call__(self, *inputs: Any) -> tuple[Any, ...]:
+        (y,) = self._base(*inputs)[:1]
+        self._act(y, self._alpha, self._beta)
+        return (y,)
+
+
+def _fused_factory(base_op: str) -> Callable[[KernelNode], Kernel]:
+    def factory(node: KernelNode) -> Kernel:
+        domain = CPU_DOMAIN if base_op == "MatMulBias" else ""
+        base_node = _base_node(node, base_op, domain)
+        base = lookup(domain, base_op, base_node.opset)(base_node)
+        return _Fused(
+            base,
+            str(node.attr("activation")),
+            float(node.attr("activation_alpha", 0.0)),
+            float(node.attr("activation_beta", 0.0)),
+        )
+
+    factory.__name__ = f"fused_{base_op.lower()}"
+    return factory
+
+
+for _op in FUSABLE_BASES:
+    kernel(f"Fused{_op}", 1, CPU_DOMAIN)(_fused_factory(_op))
+
+
+@kernel("MatMulBias", 1, CPU_DOMAIN)
+class MatMulBias:
+    """``x @ w + b`` with constant ``w`` (K, N) and ``b`` (N,)."""
+
+    exec_type = "matmul_bias"
+
+    def __init__(self, node: KernelNode) -> None:
+        self._w = np.ascontiguousarray(node.const_inputs[1])
+        self._b = node.const_inputs[2]
+
+    def __call__(self, x: Any, w: Any = None, b: Any = None) -> tuple[Any, ...]:
+        y = np.matmul(x, self._w)
+        y += self._b
+        return (y,)
+
+
+@kernel("LayerNorm", 1, CPU_DOMAIN)
+class LayerNorm:
+    """Normalises over the last axis: ``(x - mean) / sqrt(var + eps) * gamma + beta``."""
+
+    exec_type = "layer_norm"
+
+    def __init__(self, node: KernelNode) -> None:
+        self._eps = float(node.attr("epsilon", 1e-5))
+        self._gamma = node.const_inputs[1]
+        self._beta = node.const_inputs[2]
+
+    def __call__(self, x: Any, gamma: Any = None, beta: Any = None) -> tuple[Any, ...]:
+        g = self._gamma if self._gamma is not None else gamma
+        b = self._beta if self._beta is not None else beta
+        mean = x.mean(axis=-1, keepdims=True)
+        y = x - mean
+        var = np.einsum("...i,...i->...", y, y)[..., None]
+        var *= 1.0 / x.shape[-1]
+        var += self._eps
+        np.sqrt(var, out=var)
+        y /= var
+        y *= g
+        y += b
+        return (y.astype(x.dtype, copy=False),)
+
+
+@kernel("Gelu", 1, CPU_DOMAIN)
+class Gelu:
+    """``x * 0.5 * (1 + erf(x / sqrt(2)))``."""
+
+    exec_type = "gelu_erf"
+
+    def __init__(self, node: KernelNode) -> None:
+        pass
+
+    def __call__(self, x: Any) -> tuple[Any, ...]:
+        t = erf(x * np.asarray(1.0 / np.sqrt(2.0), dtype=x.dtype))
+        t += 1
+        t *= x
+        t *= np.asarray(0.5, dtype=x.dtype)
+        return (t,)

@@ -1,0 +1,310 @@
+"""Fusions that pay on the CPU: BatchNormalization folded into Conv, MatMul + bias,
+activations applied in place on their producer's output, LayerNorm and Gelu patterns.
+
+Each pass matches only when every intermediate value has exactly one reader and is not a
+graph output, so no value another node needs disappears.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..fused_kernels import ACTIVATIONS, CPU_DOMAIN, FUSABLE_BASES
+from ..graph import Graph, GraphNode
+from .shape_folding import fold_shapes
+
+__all__ = [
+    "fold_batchnorm_into_conv",
+    "fuse_activations",
+    "fuse_gelu",
+    "fuse_layernorm",
+    "fuse_matmul_bias",
+    "fusion_passes",
+]
+
+
+def fusion_passes() -> list[Any]:
+    """The fusion passes, in the order they run."""
+    return [
+        fold_shapes,
+        fold_batchnorm_into_conv,
+        fuse_matmul_bias,
+        fuse_layernorm,
+        fuse_gelu,
+        fuse_activations,
+    ]
+
+
+class _Uses:
+    def __init__(self, graph: Graph) -> None:
+        self.readers = graph.consumers()
+        self.outputs = set(graph.outputs)
+        self.producer = graph.producers()
+
+    def only_reader(self, name: str) -> GraphNode | None:
+        """The single node reading ``name`` when nothing else needs it."""
+        readers = self.readers.get(name, [])
+        if len(readers) != 1 or name in self.outputs:
+            return None
+        return readers[0]
+
+
+def _scalar(graph: Graph, name: str) -> float | None:
+    value = graph.const(name)
+    if value is None or np.asarray(value).size != 1:
+        return None
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def _replace(graph: Graph, remove: list[GraphNode], insert_at: GraphNode, new: GraphNode) -> None:
+    gone = {id(n) for n in remove}
+    nodes = []
+    for node in graph.nodes:
+        if node is insert_at:
+            nodes.append(new)
+        elif id(node) not in gone:
+            nodes.append(node)
+    graph.nodes = nodes
+
+
+# -- BatchNormalization into Conv ----------------------------------------------------------
+def fold_batchnorm_into_conv(graph: Graph) -> int:
+    """Folds an inference BatchNormalization into the Conv that feeds it."""
+    uses = _Uses(graph)
+    count = 0
+    for bn in list(graph.nodes):
+        if bn.op_type != "BatchNormalization" or bn.domain or len([o for o in bn.outputs if o]) != 1:
+            continue
+        if bn.attr("training_mode", 0):
+            continue
+        conv = uses.producer.get(bn.inputs[0])
+        if conv is None or conv.op_type != "Conv" or conv.domain or uses.only_reader(conv.outputs[0]) is not bn:
+            continue
+        w = graph.const(conv.inputs[1])
+        params = [graph.const(n) for n in bn.inputs[1:5]]
+        if w is None or any(p is None for p in params) or w.dtype.kind != "f":
+            continue
+        scale, bias, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+        b = graph.const(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
+        if len(conv.inputs) > 2 and conv.inputs[2] and b is None:
+            continue
+        factor = scale / np.sqrt(var + float(bn.attr("epsilon", 1e-5)))
+        new_w = (w.astype(np.float64) * factor.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+        old_b = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+        new_b = ((old_b - mean) * factor + bias).astype(w.dtype)
+        w_name, b_name = graph.fresh_name(f"{conv.name}_w"), graph.fresh_name(f"{conv.name}_b")
+        for name, value in ((w_name, new_w), (b_name, new_b)):
+            v = graph.value(name)
+            v.const, v.dtype, v.shape = value, value.dtype, tuple(value.shape)
+        fused = GraphNode(
+            conv.name, "Conv", "", [conv.inputs[0], w_name, b_name], [bn.outputs[0]],
+            dict(conv.attrs), conv.original + bn.original,
+        )
+        _replace(graph, [bn], conv, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- MatMul + Add(bias) --------------------------------------------------------------------
+def fuse_matmul_bias(graph: Graph) -> int:
+    """``Add(MatMul(x, W), b)`` with constant 2-D ``W`` and 1-D ``b`` becomes MatMulBias."""
+    uses = _Uses(graph)
+    count = 0
+    for mm in list(graph.nodes):
+        if mm.op_type != "MatMul" or mm.domain:
+            continue
+        w = graph.const(mm.inputs[1])
+        add = uses.only_reader(mm.outputs[0])
+        if w is None or w.ndim != 2 or add is None or add.op_type != "Add" or add.domain:
+            continue
+        other = add.inputs[1] if add.inputs[0] == mm.outputs[0] else add.inputs[0]
+        b = graph.const(other)
+        if b is None or b.dtype != w.dtype or b.shape not in ((w.shape[1],), (1, w.shape[1])):
+            continue
+        b_name = graph.fresh_name(f"{mm.name}_bias")
+        v = graph.value(b_name)
+        v.const = b.reshape(-1)
+        v.dtype, v.shape = b.dtype, (w.shape[1],)
+        fused = GraphNode(
+            mm.name, "MatMulBias", CPU_DOMAIN, [mm.inputs[0], mm.inputs[1], b_name],
+            [add.outputs[0]], {}, mm.original + add.original,
+        )
+        _replace(graph, [add], mm, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- activations into their producer -------------------------------------------------------
+def _activation_params(graph: Graph, act: GraphNode) -> tuple[float, float] | None:
+    if act.op_type == "Clip":
+        if "min" in act.attrs or "max" in act.attrs:
+            return float(act.attr("min", -np.inf)), float(act.attr("max", np.inf))
+        lo = _scalar(graph, act.inputs[1]) if len(act.inputs) > 1 and act.inputs[1] else -np.inf
+        hi = _scalar(graph, act.inputs[2]) if len(act.inputs) > 2 and act.inputs[2] else np.inf
+        if lo is None or hi is None:
+            return None
+        return lo, hi
+    if act.op_type == "LeakyRelu":
+        return float(act.attr("alpha", 0.01)), 0.0
+    if act.op_type == "HardSigmoid":
+        return float(act.attr("alpha", 0.2)), float(act.attr("beta", 0.5))
+    return 0.0, 0.0
+
+
+def fuse_activations(graph: Graph) -> int:
+    """Applies an activation in place on the fresh output of Conv/Gemm/MatMul/Add/BN."""
+    uses = _Uses(graph)
+    count = 0
+    for producer in list(graph.nodes):
+        base = producer.op_type
+        if base not in FUSABLE_BASES or producer.domain not in ("", CPU_DOMAIN):
+            continue
+        if base == "MatMulBias" and producer.domain != CPU_DOMAIN:
+            continue
+        if len([o for o in producer.outputs if o]) != 1:
+            continue
+        act = uses.only_reader(producer.outputs[0])
+        if act is None or act.op_type not in ACTIVATIONS or act.domain:
+            continue
+        out = graph.values.get(producer.outputs[0])
+        if out is None or out.dtype is None or out.dtype.kind != "f":
+            continue
+        params = _activation_params(graph, act)
+        if params is None:
+            continue
+        attrs = dict(producer.attrs)
+        attrs.update(activation=act.op_type, activation_alpha=params[0], activation_beta=params[1])
+        fused = GraphNode(
+            producer.name, f"Fused{base}", CPU_DOMAIN, list(producer.inputs), [act.outputs[0]],
+            attrs, producer.original + act.original,
+        )
+        _replace(graph, [act], producer, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- LayerNorm -----------------------------------------------------------------------------
+def _last_axis_mean(graph: Graph, node: GraphNode | None) -> bool:
+    if node is None or node.op_type != "ReduceMean" or node.domain:
+        return False
+    axes = node.attr("axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1]:
+        const = graph.const(node.inputs[1])
+        axes = None if const is None else [int(a) for a in np.asarray(const).reshape(-1)]
+    source = graph.values.get(node.inputs[0])
+    rank = len(source.shape) if source is not None and source.shape is not None else None
+    if axes is None or len(axes) != 1 or not node.attr("keepdims", 1):
+        return False
+    return bool(axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
+
+
+def fuse_layernorm(graph: Graph) -> int:
+    """Matches the decomposed LayerNorm exporters emit and replaces it by one node."""
+    uses = _Uses(graph)
+    count = 0
+    for div in list(graph.nodes):
+        if div.op_type != "Div" or div.domain:
+            continue
+        sub = uses.producer.get(div.inputs[0])
+        sqrt = uses.producer.get(div.inputs[1])
+        if sub is None or sub.op_type != "Sub" or sqrt is None or sqrt.op_type != "Sqrt":
+            continue
+        mean = uses.producer.get(sub.inputs[1])
+        if not _last_axis_mean(graph, mean) or mean is None or mean.inputs[0] != sub.inputs[0]:
+            continue
+        add_eps = uses.producer.get(sqrt.inputs[0])
+        if add_eps is None or add_eps.op_type != "Add":
+            continue
+        eps = _scalar(graph, add_eps.inputs[1])
+        var = uses.producer.get(add_eps.inputs[0])
+        if eps is None or not _last_axis_mean(graph, var) or var is None:
+            continue
+        pow_node = uses.producer.get(var.inputs[0])
+        if pow_node is None or pow_node.op_type != "Pow" or pow_node.inputs[0] != sub.outputs[0]:
+            continue
+        if _scalar(graph, pow_node.inputs[1]) != 2.0:
+            continue
+        mul = uses.only_reader(div.outputs[0])
+        add = uses.only_reader(mul.outputs[0]) if mul is not None and mul.op_type == "Mul" else None
+        if mul is None or add is None or add.op_type != "Add":
+            continue
+        gamma = mul.inputs[1] if mul.inputs[0] == div.outputs[0] else mul.inputs[0]
+        beta = add.inputs[1] if add.inputs[0] == mul.outputs[0] else add.inputs[0]
+        if graph.const(gamma) is None or graph.const(beta) is None:
+            continue
+        readers_ok = (
+            set(uses.readers.get(sub.outputs[0], [])) <= {pow_node, div}
+            and uses.only_reader(mean.outputs[0]) is sub
+            and uses.only_reader(pow_node.outputs[0]) is var
+            and uses.only_reader(var.outputs[0]) is add_eps
+            and uses.only_reader(add_eps.outputs[0]) is sqrt
+            and uses.only_reader(sqrt.outputs[0]) is div
+            and sub.outputs[0] not in uses.outputs
+        )
+        if not readers_ok:
+            continue
+        chain = [mean, sub, pow_node, var, add_eps, sqrt, div, mul, add]
+        fused = GraphNode(
+            div.name, "LayerNorm", CPU_DOMAIN, [mean.inputs[0], gamma, beta], [add.outputs[0]],
+            {"epsilon": eps}, tuple(n for c in chain for n in c.original),
+        )
+        _replace(graph, [n for n in chain if n is not add], add, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- Gelu ------------------------------------------------------------------------------------
+def fuse_gelu(graph: Graph) -> int:
+    """Matches ``x * 0.5 * (1 + erf(x / sqrt(2)))`` in the orders exporters emit."""
+    uses = _Uses(graph)
+    count = 0
+    for erf in list(graph.nodes):
+        if erf.op_type != "Erf" or erf.domain:
+            continue
+        scale_node = uses.producer.get(erf.inputs[0])
+        if scale_node is None or scale_node.op_type not in ("Div", "Mul"):
+            continue
+        k = _scalar(graph, scale_node.inputs[1])
+        if k is None:
+            continue
+        k = 1.0 / k if scale_node.op_type == "Div" else k
+        if abs(k - 1.0 / np.sqrt(2.0)) > 1e-4:
+            continue
+        x = scale_node.inputs[0]
+        add1 = uses.only_reader(erf.outputs[0])
+        if add1 is None or add1.op_type != "Add" or _scalar(graph, add1.inputs[1]) != 1.0:
+            continue
+        m1 = uses.only_reader(add1.outputs[0])
+        if m1 is None or m1.op_type != "Mul":
+            continue
+        other = m1.inputs[0] if m1.inputs[1] == add1.outputs[0] else m1.inputs[1]
+        half = None
+        if other == x:  # (x * (1 + erf)) * 0.5
+            m2 = uses.only_reader(m1.outputs[0])
+            if m2 is None or m2.op_type != "Mul":
+                continue
+            c = m2.inputs[1] if m2.inputs[0] == m1.outputs[0] else m2.inputs[0]
+            half, last = _scalar(graph, c), m2
+        else:  # (x * 0.5) * (1 + erf)
+            pre = uses.producer.get(other)
+            if pre is None or pre.op_type != "Mul" or pre.inputs[0] != x or uses.only_reader(other) is not m1:
+                continue
+            half, last = _scalar(graph, pre.inputs[1]), m1
+            m2 = pre
+        if half != 0.5 or uses.only_reader(scale_node.outputs[0]) is not erf:
+            continue
+        chain = [scale_node, erf, add1, m1] + ([m2] if m2 is not m1 else [])
+        fused = GraphNode(
+            erf.name, "Gelu", CPU_DOMAIN, [x], [last.outputs[0]], {},
+            tuple(n for c in chain for n in c.original),
+        )
+        _replace(graph, [n for n in chain if n is not last], last, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
