@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import onnx
+
 from aioplug.plugin import Model, Node, Plugin, RemoteContext, UnsupportedOp
 
 from . import config
@@ -13,15 +15,36 @@ from .compiled_model import TemplateCompiledModel
 from .remote import TemplateRemoteContext
 
 
+def _reference_loader(domain: str) -> Any:
+    if domain in ("", "ai.onnx"):
+        from onnx.reference.ops import load_op
+    elif domain == "ai.onnx.ml":
+        from onnx.reference.ops.aionnxml import load_op
+    elif domain == "ai.onnx.preview.training":
+        from onnx.reference.ops.aionnx_preview_training import load_op
+    elif domain == "ai.onnx.preview":
+        from onnx.reference.ops.aionnx_preview import load_op
+    else:
+        return None
+    return load_op
+
+
 @lru_cache(maxsize=None)
 def _reference_op_exists(domain: str, op_type: str, opset: int) -> bool:
-    from onnx.reference.ops import load_op
-
-    try:
-        load_op(domain, op_type, opset)
-    except Exception:
+    """True when onnx's reference evaluator implements the op, directly or by its function body."""
+    load = _reference_loader(domain)
+    if load is None:
         return False
-    return True
+    try:
+        load(domain, op_type, opset)
+        return True
+    except Exception:
+        pass
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, domain)
+    except onnx.defs.SchemaError:
+        return False
+    return bool(getattr(schema, "has_function", False) or getattr(schema, "has_context_dependent_function", False))
 
 
 class TemplatePlugin(Plugin):
@@ -46,8 +69,6 @@ class TemplatePlugin(Plugin):
         return TemplateCompiledModel(self, model, config, loaded_from_cache=from_cache)
 
     def _is_node_supported(self, node: Node, opset: int, config: Mapping[str, Any]) -> bool:
-        if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
-            return False
         return _reference_op_exists(node.domain, node.op_type, opset)
 
     def _create_default_context(self) -> RemoteContext:
