@@ -68,7 +68,7 @@ def _evaluate(graph: Graph, node: GraphNode) -> list[Any] | None:
         factory = lookup(node.domain, node.op_type, graph.opset(node.domain))
         kernel = factory(kernel_node(graph, node))
         args = [graph.const(name) if name else None for name in node.inputs]
-        return list(kernel(*args))
+        return [np.asarray(v) if isinstance(v, np.generic) else v for v in kernel(*args)]
     except KernelNotFound:
         return None
     except Exception as exc:  # a node that fails now fails at run time with a clear error

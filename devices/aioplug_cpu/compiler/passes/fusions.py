@@ -238,7 +238,7 @@ def fuse_layernorm(graph: Graph) -> int:
         if graph.const(gamma) is None or graph.const(beta) is None:
             continue
         readers_ok = (
-            set(uses.readers.get(sub.outputs[0], [])) <= {pow_node, div}
+            {id(n) for n in uses.readers.get(sub.outputs[0], [])} <= {id(pow_node), id(div)}
             and uses.only_reader(mean.outputs[0]) is sub
             and uses.only_reader(pow_node.outputs[0]) is var
             and uses.only_reader(var.outputs[0]) is add_eps

@@ -1,0 +1,211 @@
+"""Each CPU graph pass alone: it rewrites what it should, and outputs stay equal to onnx's
+reference evaluator on the original model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import aioplug
+from aioplug_cpu.compiler import Graph, PassManager, build_plan
+from aioplug_cpu.compiler.passes import fold_constants, remove_dead_nodes
+from aioplug_cpu.compiler.passes.fusions import (
+    fold_batchnorm_into_conv,
+    fuse_activations,
+    fuse_gelu,
+    fuse_layernorm,
+    fuse_matmul_bias,
+)
+from aioplug_cpu.compiler.passes.shape_folding import fold_shapes
+
+rng = np.random.default_rng(0)
+
+
+def f32(name: str, shape: list[int | str]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
+          inits: list[onnx.TensorProto]) -> onnx.ModelProto:
+    m = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, inits),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def run_graph(proto: onnx.ModelProto, passes: list[object], feeds: dict[str, np.ndarray]) -> tuple[Graph, list[np.ndarray]]:
+    ir = aioplug.read_model(proto)
+    graph = Graph.from_model(ir)
+    PassManager(passes).run(graph)  # type: ignore[arg-type]
+    plan = build_plan(graph, extra={"opsets": dict(graph.opsets)})
+    return graph, plan.run([feeds[p.name] for p in ir.inputs])
+
+
+def check(proto: onnx.ModelProto, passes: list[object], feeds: dict[str, np.ndarray]) -> Graph:
+    graph, outs = run_graph(proto, passes, feeds)
+    expected = ReferenceEvaluator(proto).run(None, feeds)
+    for got, want in zip(outs, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    return graph
+
+
+def ops(graph: Graph) -> list[str]:
+    return [n.op_type for n in graph.nodes]
+
+
+def test_constant_folding_and_dead_nodes_remove_constant_subgraphs() -> None:
+    proto = model(
+        [
+            helper.make_node("Add", ["c1", "c2"], ["c3"]),
+            helper.make_node("Mul", ["c3", "c3"], ["c4"]),
+            helper.make_node("Neg", ["x"], ["unused"]),
+            helper.make_node("Add", ["x", "c4"], ["y"]),
+        ],
+        [f32("x", [2, 3])], [f32("y", [2, 3])],
+        [const("c1", np.ones((2, 3), np.float32)), const("c2", np.full((2, 3), 2, np.float32))],
+    )
+    graph = check(proto, [fold_constants, remove_dead_nodes], {"x": rng.standard_normal((2, 3)).astype(np.float32)})
+    assert ops(graph) == ["Add"]
+    np.testing.assert_array_equal(graph.const("c4"), np.full((2, 3), 9, np.float32))
+
+
+def test_shape_chains_of_static_values_fold_away() -> None:
+    proto = model(
+        [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Gather", ["s", "zero"], ["d0"], axis=0),
+            helper.make_node("Unsqueeze", ["d0", "zero1"], ["d0u"]),
+            helper.make_node("Concat", ["d0u", "minus1"], ["target"], axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["y"]),
+        ],
+        [f32("x", [2, 3, 4])], [f32("y", [2, 12])],
+        [const("zero", np.array(0, np.int64)), const("zero1", np.array([0], np.int64)),
+         const("minus1", np.array([-1], np.int64))],
+    )
+    graph = check(proto, [fold_shapes, fold_constants, remove_dead_nodes],
+                  {"x": rng.standard_normal((2, 3, 4)).astype(np.float32)})
+    assert ops(graph) == ["Reshape"]
+
+
+def conv_bn_relu() -> onnx.ModelProto:
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    stats = [rng.uniform(0.5, 1.5, 8), rng.standard_normal(8), rng.standard_normal(8), rng.uniform(0.5, 2, 8)]
+    return model(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("BatchNormalization", ["c", "s", "bias", "mean", "var"], ["n"], epsilon=1e-3),
+            helper.make_node("Relu", ["n"], ["y"]),
+        ],
+        [f32("x", [1, 3, 8, 8])], [f32("y", [1, 8, 8, 8])],
+        [const("w", w), const("b", rng.standard_normal(8).astype(np.float32))]
+        + [const(n, v.astype(np.float32)) for n, v in zip(["s", "bias", "mean", "var"], stats)],
+    )
+
+
+def test_batchnorm_folds_into_conv_and_relu_fuses_in_place() -> None:
+    feeds = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    proto = conv_bn_relu()
+    graph = check(proto, [fold_batchnorm_into_conv, fuse_activations, remove_dead_nodes], feeds)
+    assert ops(graph) == ["FusedConv"]
+    assert graph.nodes[0].attrs["activation"] == "Relu"
+    assert set(graph.nodes[0].original) == {n.name for n in aioplug.read_model(proto).nodes}
+
+
+def test_a_conv_output_read_twice_is_not_fused() -> None:
+    w = rng.standard_normal((4, 2, 1, 1)).astype(np.float32)
+    proto = model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("Add", ["c", "r"], ["y"]),
+        ],
+        [f32("x", [1, 2, 4, 4])], [f32("y", [1, 4, 4, 4])], [const("w", w)],
+    )
+    graph = check(proto, [fuse_activations], {"x": rng.standard_normal((1, 2, 4, 4)).astype(np.float32)})
+    assert ops(graph) == ["Conv", "Relu", "Add"]
+
+
+def test_matmul_add_becomes_matmul_bias_and_clip_fuses_as_relu6() -> None:
+    proto = model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["m"]),
+            helper.make_node("Add", ["b", "m"], ["a"]),
+            helper.make_node("Clip", ["a", "lo", "hi"], ["y"]),
+        ],
+        [f32("x", [2, 5, 8])], [f32("y", [2, 5, 6])],
+        [const("w", rng.standard_normal((8, 6)).astype(np.float32)), const("b", rng.standard_normal(6).astype(np.float32)),
+         const("lo", np.array(0, np.float32)), const("hi", np.array(6, np.float32))],
+    )
+    graph = check(proto, [fuse_matmul_bias, fuse_activations, remove_dead_nodes],
+                  {"x": rng.standard_normal((2, 5, 8)).astype(np.float32) * 4})
+    assert ops(graph) == ["FusedMatMulBias"]
+
+
+def layernorm_model() -> onnx.ModelProto:
+    return model(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mu"], axes=[-1]),
+            helper.make_node("Sub", ["x", "mu"], ["d"]),
+            helper.make_node("Pow", ["d", "two"], ["d2"]),
+            helper.make_node("ReduceMean", ["d2"], ["var"], axes=[-1]),
+            helper.make_node("Add", ["var", "eps"], ["ve"]),
+            helper.make_node("Sqrt", ["ve"], ["sd"]),
+            helper.make_node("Div", ["d", "sd"], ["n"]),
+            helper.make_node("Mul", ["n", "gamma"], ["g"]),
+            helper.make_node("Add", ["g", "beta"], ["y"]),
+        ],
+        [f32("x", [2, 7, 16])], [f32("y", [2, 7, 16])],
+        [const("two", np.array(2, np.float32)), const("eps", np.array(1e-5, np.float32)),
+         const("gamma", rng.standard_normal(16).astype(np.float32)), const("beta", rng.standard_normal(16).astype(np.float32))],
+    )
+
+
+def test_decomposed_layernorm_is_matched() -> None:
+    graph = check(layernorm_model(), [fuse_layernorm, remove_dead_nodes],
+                  {"x": rng.standard_normal((2, 7, 16)).astype(np.float32) * 3 + 1})
+    assert ops(graph) == ["LayerNorm"]
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_erf_gelu_is_matched_in_both_exporter_orders(half_first: bool) -> None:
+    nodes = [helper.make_node("Div", ["x", "sqrt2"], ["s"]), helper.make_node("Erf", ["s"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["e1"])]
+    if half_first:
+        nodes += [helper.make_node("Mul", ["x", "half"], ["xh"]), helper.make_node("Mul", ["xh", "e1"], ["y"])]
+    else:
+        nodes += [helper.make_node("Mul", ["x", "e1"], ["xe"]), helper.make_node("Mul", ["xe", "half"], ["y"])]
+    proto = model(nodes, [f32("x", [3, 10])], [f32("y", [3, 10])],
+                  [const("sqrt2", np.array(np.sqrt(2), np.float32)), const("one", np.array(1, np.float32)),
+                   const("half", np.array(0.5, np.float32))])
+    graph = check(proto, [fuse_gelu, remove_dead_nodes], {"x": rng.standard_normal((3, 10)).astype(np.float32) * 2})
+    assert ops(graph) == ["Gelu"]
+
+
+async def test_fused_models_export_and_import_as_onnx() -> None:
+    import io
+
+    feeds = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    proto = conv_bn_relu()
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(proto, "CPU")
+        stream = io.BytesIO()
+        compiled.export_model(stream)
+        again = await core.import_model(io.BytesIO(stream.getvalue()), "CPU")
+        a, b = await compiled.infer(feeds), await again.infer(feeds)
+    np.testing.assert_array_equal(a["y"], b["y"])
+    np.testing.assert_allclose(a["y"], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+test_fused_models_export_and_import_as_onnx = pytest.mark.anyio(test_fused_models_export_and_import_as_onnx)
