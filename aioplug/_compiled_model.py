@@ -14,7 +14,7 @@ import os
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
@@ -29,7 +29,7 @@ from ._results import InferResults
 from ._sync_request import SyncInferRequest
 from .errors import ClosedError, ModelError, PropertyError
 from .model import Model, Port, _select
-from .properties import PropertySet, PropertySpec, well_known
+from .properties import Mutability, PropertySet, PropertySpec, well_known
 
 if TYPE_CHECKING:
     from ._plugin import Plugin
@@ -167,13 +167,17 @@ class CompiledModel:
 
     # -- properties ----------------------------------------------------------------------
     def _property_specs(self) -> list[PropertySpec]:
-        """The compiled model's supported properties; devices may extend the list."""
-        return well_known(
+        """The compiled model's properties: those fixed at compile time are read-only here."""
+        specs = well_known(
             "NETWORK_NAME", "EXECUTION_DEVICES", "LOADED_FROM_CACHE",
             "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "DEVICE_ID", "PERF_COUNT", "PERFORMANCE_HINT",
             "NUM_STREAMS", "INFERENCE_NUM_THREADS", "VARIABLE_STATES", "MAX_QUEUED_REQUESTS",
             "COMPUTE_EXECUTOR", "EXECUTION_MODE_HINT", "INFERENCE_PRECISION_HINT",
         )
+        return [
+            spec if spec.name in _RUNTIME_MUTABLE else replace(spec, mutability=Mutability.RO)
+            for spec in specs
+        ]
 
     def get_property(self, name: str) -> Any:
         """Returns a property of the compiled model."""
@@ -181,13 +185,14 @@ class CompiledModel:
 
     def set_property(self, properties: Mapping[str, Any]) -> None:
         """Sets run-time properties (``PERF_COUNT``, ``MAX_QUEUED_REQUESTS``)."""
-        checked = self._properties.validate(properties, allow_ro=False)
-        for name in checked:
-            if name not in _RUNTIME_MUTABLE:
+        for name in properties:
+            spec = self._properties.spec(name)
+            if not spec.mutable:
                 raise PropertyError(
-                    f"{name} is fixed once the model is compiled; pass it to compile_model. "
-                    f"Settable now: {', '.join(sorted(_RUNTIME_MUTABLE))}"
+                    f"{name} is read-only on a compiled model (fixed when it was compiled: pass "
+                    f"it to compile_model). Settable now: {', '.join(sorted(_RUNTIME_MUTABLE))}"
                 )
+        checked = self._properties.validate(properties)
         if "PERF_COUNT" in checked:
             self._perf_count = bool(checked["PERF_COUNT"])
         if "MAX_QUEUED_REQUESTS" in checked:

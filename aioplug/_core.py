@@ -351,7 +351,7 @@ class Core:
             if blob is not None:
                 try:
                     imported: CompiledModel = await actor.call(
-                        thread.run, plugin.import_model, blob, props, True
+                        thread.run, plugin.import_model, blob, config, True
                     )
                     log.debug("loaded %s from cache entry %s", model.name, key)
                     return imported

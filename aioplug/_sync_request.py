@@ -225,12 +225,19 @@ class SyncInferRequest:
         return list(self._profiling)
 
     def record_node(
-        self, name: str, node_type: str, exec_type: str, real_s: float, cpu_s: float
+        self,
+        name: str,
+        node_type: str,
+        exec_type: str,
+        real_s: float,
+        cpu_s: float,
+        status: ProfilingStatus = ProfilingStatus.EXECUTED,
     ) -> None:
         """Adds one node's profiling record to the current run (devices call this)."""
         self._node_records.append(
             ProfilingInfo(
-                name, node_type, exec_type, timedelta(seconds=real_s), timedelta(seconds=cpu_s)
+                name, node_type, exec_type, timedelta(seconds=real_s), timedelta(seconds=cpu_s),
+                status,
             )
         )
 

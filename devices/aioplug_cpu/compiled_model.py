@@ -44,6 +44,18 @@ class CpuCompiledModel(CompiledModel):
         self.plan = build_plan(
             graph, extra={"threads": self.threads_per_stream, "opsets": dict(graph.opsets)}
         )
+        executed = {step.name for step in self.plan.steps}
+        fused_into = {
+            name: step.name
+            for step in self.plan.steps for name in step.original if name not in executed
+        }
+        self.optimized_out: tuple[tuple[str, str, str], ...] = tuple(
+            (node.name, node.op_type, f"fused into {fused_into[node.name]}"
+             if node.name in fused_into else "folded at compile time")
+            for node in model.nodes
+            if node.name not in executed
+        )
+        """(name, type, why) of model nodes no step runs under their own name."""
         log.debug(
             "compiled %s: %d nodes -> %d steps (%s)",
             model.name, len(model.nodes), len(self.plan.steps), self.pass_report,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aioplug.plugin import CancelToken, SyncInferRequest
+from aioplug.plugin import CancelToken, ProfilingStatus, SyncInferRequest
 
 if TYPE_CHECKING:
     from .compiled_model import CpuCompiledModel
@@ -22,5 +22,9 @@ class CpuSyncInferRequest(SyncInferRequest):
 
     def _infer(self, feed: dict[str, Any], token: CancelToken) -> Sequence[Any]:
         self._cpu_model.apply_threads()
-        record = self.record_node if self.profiling_enabled else None
-        return self._plan.run([feed[name] for name in self._input_names], token, record)
+        if not self.profiling_enabled:
+            return self._plan.run([feed[name] for name in self._input_names], token)
+        outputs = self._plan.run([feed[name] for name in self._input_names], token, self.record_node)
+        for name, op_type, why in self._cpu_model.optimized_out:
+            self.record_node(name, op_type, why, 0.0, 0.0, ProfilingStatus.OPTIMIZED_OUT)
+        return outputs

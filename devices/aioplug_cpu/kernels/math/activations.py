@@ -24,7 +24,7 @@ from ._common import (
     unary_kernel,
     versions,
 )
-from ._erf import erf
+from ._erf import gelu_erf
 
 __all__: list[str] = []
 
@@ -39,7 +39,7 @@ def _leaky_relu(node: KernelNode) -> Kernel:
     alpha = float_attr(node, "alpha", 0.01)
     if 0.0 <= alpha <= 1.0:
         return unary_kernel(lambda x: np.maximum(x, x * alpha))
-    return unary_kernel(lambda x: np.where(x > 0, x, x * alpha))
+    return unary_kernel(lambda x: np.maximum(x, 0) + np.minimum(x, 0) * alpha)
 
 
 @versions("PRelu", 1, 6, 7, 9, 16)
@@ -49,15 +49,18 @@ def _prelu(node: KernelNode) -> Kernel:
     def run(x: Array, slope: Array) -> tuple[Array]:
         if legacy and slope.ndim == 1 and x.ndim > 2 and slope.shape[0] == x.shape[1] > 1:
             slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))  # channel-wise slope
-        return (ensure_array(np.where(x < 0, x * slope, x), x.dtype),)
+        return (ensure_array(np.maximum(x, 0) + np.minimum(x, 0) * slope, x.dtype),)
 
     return as_kernel(run)
 
 
-def _elu_like(x: Array, alpha: float, scale: float = 1.0) -> Array:
-    """``x`` for ``x > 0`` else ``alpha * (exp(x) - 1)``, all times ``scale``."""
-    neg = np.expm1(np.minimum(x, 0)) * alpha
-    y = np.where(x > 0, x, neg)
+def _elu_like(x: Array, alpha: float, scale: float = 1.0, inv: float = 1.0) -> Array:
+    """``x`` for ``x > 0`` else ``alpha * (exp(x * inv) - 1)``, all times ``scale``; one of the
+    two terms of ``max(x, 0) + alpha * expm1(min(x, 0) * inv)`` is always zero."""
+    neg = np.minimum(x, 0)
+    if inv != 1.0:
+        neg = neg * inv
+    y = np.expm1(neg) * alpha + np.maximum(x, 0)
     return y * scale if scale != 1.0 else y
 
 
@@ -78,12 +81,7 @@ def _selu(node: KernelNode) -> Kernel:
 def _celu(node: KernelNode) -> Kernel:
     alpha = float_attr(node, "alpha", 1.0)
     inv = 1.0 / alpha
-
-    def run(x: Array) -> Array:
-        neg = np.expm1(np.minimum(x, 0) * inv) * alpha
-        return np.where(x > 0, x, neg)
-
-    return unary_kernel(run)
+    return unary_kernel(lambda x: _elu_like(x, alpha, 1.0, inv))
 
 
 def _sigmoid(x: Array) -> Array:
@@ -141,12 +139,7 @@ def _gelu(node: KernelNode) -> Kernel:
         return unary_kernel(run_tanh)
     if approximate != "none":
         raise ValueError(f"Gelu approximate must be 'none' or 'tanh', got {approximate!r}")
-    inv_sqrt2 = 1.0 / math.sqrt(2.0)
-
-    def run(x: Array) -> Array:
-        return (erf(x * inv_sqrt2) + 1) * x * 0.5
-
-    return unary_kernel(run)
+    return unary_kernel(gelu_erf)
 
 
 @versions("Mish", 18, 22)

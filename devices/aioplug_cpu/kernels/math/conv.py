@@ -112,35 +112,32 @@ def _gemm_conv(x: Array, wmat: Array, window: Window, geom: Geometry, group: int
             *(st * s for st, s in zip(ss, window.strides)),
         )
         cols = as_strided(xp, shape, strides, writeable=False).reshape(n, g, ck, npix)
-    y = np.matmul(wmat, cols)  # (n, g, mg, npix)
+    y = np.matmul(wmat, cols)  # (n, g, mg, npix): one BLAS GEMM per image and group
     return y.reshape((n, g * mg, *out))
 
 
 def _depthwise(x: Array, taps: Array, window: Window, geom: Geometry) -> Array:
-    """One input channel per group: ``y[n, c, j] = sum_k taps[k, c, j] * slice_k(x)[n, c]``."""
+    """One input channel per group: ``y[n, c, j] = sum_k taps[k, c, j] * xpad[n, c, o*s + k*d]``,
+    one multiply-add over whole-output strided slices per kernel tap."""
     xp = pad_input(x, geom.begin, geom.end)
     n, c = x.shape[:2]
     mult = taps.shape[2]
-    out = geom.out
     acc: Array | None = None
     for idx, offs in enumerate(itertools.product(*(range(k) for k in window.kernel))):
         sl = xp[
             (slice(None), slice(None))
             + tuple(
                 slice(o * d, o * d + (size - 1) * s + 1, s)
-                for o, d, s, size in zip(offs, window.dilations, window.strides, out)
+                for o, d, s, size in zip(offs, window.dilations, window.strides, geom.out)
             )
         ]
-        if mult == 1:
-            term = sl * taps[idx, :, 0]
-        else:
-            term = sl[:, :, None] * taps[idx]
+        term = sl * taps[idx, :, 0] if mult == 1 else sl[:, :, None] * taps[idx]
         if acc is None:
             acc = term
         else:
             acc += term
     assert acc is not None
-    return acc.reshape((n, c * mult, *out))
+    return acc.reshape((n, c * mult) + geom.out)
 
 
 def _bias_shape(rank: int) -> tuple[int, ...]:

@@ -1,7 +1,9 @@
 """MaxPool (with Indices), AveragePool and LpPool over 1-D/2-D/3-D windows.
 
 Window geometry follows ``_spatial`` (explicit pads with optional ``ceil_mode``, or auto_pad).
-Each kernel tap is one strided slice of the padded input, combined with one ufunc per tap:
+The input is padded once (-inf or the integer minimum for Max, 0 for sums) to cover every
+window; max and sum windows then reduce separably, one axis at a time, one in-place ufunc per
+kernel tap of that axis:
 
 * MaxPool ignores padding and NaN (``fmax``). Indices are flat positions in the unpadded input
   ``((n * C + c) * H + h) * W + w``, or with ``storage_order=1`` column-major over the spatial
@@ -31,9 +33,11 @@ __all__: list[str] = []
 class _Plan:
     geom: Geometry
     end: tuple[int, ...]
-    """End pads including the extra ones the last (ceil_mode) window needs."""
+    """End pads including the extra ones a ``ceil_mode`` window needs."""
+    axis_taps: tuple[tuple[slice, ...], ...]
+    """Per spatial axis, per kernel tap, the slice of the padded axis that tap reads."""
     taps: tuple[tuple[slice, ...], ...]
-    """Per kernel tap, the slices of the padded input that tap reads for every output."""
+    """Per kernel tap (row-major), the slices of the padded input it reads."""
     offsets: Array
     """Per kernel tap, its offset along each spatial axis: shape (taps, rank)."""
 
@@ -41,22 +45,18 @@ class _Plan:
 def _plan(window: Window, spatial: tuple[int, ...]) -> _Plan:
     geom = window.geometry(spatial)
     end = []
+    axis_taps = []
     for i, n in enumerate(spatial):
-        e = (window.kernel[i] - 1) * window.dilations[i] + 1
-        need = (geom.out[i] - 1) * window.strides[i] + e if geom.out[i] > 0 else 0
+        k, s, d, out = window.kernel[i], window.strides[i], window.dilations[i], geom.out[i]
+        need = (out - 1) * s + (k - 1) * d + 1 if out > 0 else 0
         end.append(max(geom.end[i], need - n - geom.begin[i]))
-    lead = (slice(None), slice(None))
-    taps = []
+        axis_taps.append(tuple(slice(t * d, t * d + (out - 1) * s + 1, s) for t in range(k)))
     offsets = list(itertools.product(*(range(k) for k in window.kernel)))
-    for offs in offsets:
-        taps.append(
-            lead
-            + tuple(
-                slice(o * d, o * d + (size - 1) * s + 1, s)
-                for o, d, s, size in zip(offs, window.dilations, window.strides, geom.out)
-            )
-        )
-    return _Plan(geom, tuple(end), tuple(taps), np.array(offsets, dtype=np.int64))
+    lead = (slice(None), slice(None))
+    taps = tuple(
+        lead + tuple(axis_taps[i][t] for i, t in enumerate(offs)) for offs in offsets
+    )
+    return _Plan(geom, tuple(end), tuple(axis_taps), taps, np.array(offsets, dtype=np.int64))
 
 
 class _Pooler:
@@ -91,22 +91,38 @@ def _window_of(node: KernelNode) -> Window:
     return window
 
 
-def _max_values(xp: Array, plan: _Plan) -> Array:
-    fn = np.fmax if xp.dtype.kind == "f" or xp.dtype.name == "bfloat16" else np.maximum
-    acc = xp[plan.taps[0]].copy()
-    for sl in plan.taps[1:]:
-        acc = fn(acc, xp[sl])
-    return acc
+def _separable(xp: Array, plan: _Plan, fn: Any) -> Array:
+    """Reduces every window with the associative ``fn``, one spatial axis at a time (the
+    last axis first); ``xp`` is the padded input."""
+    cur = xp
+    for axis in range(len(plan.axis_taps) - 1, -1, -1):
+        lead = (slice(None),) * (2 + axis)
+        taps = plan.axis_taps[axis]
+        if len(taps) == 1:
+            cur = cur[lead + (taps[0],)]
+            continue
+        acc = fn(cur[lead + (taps[0],)], cur[lead + (taps[1],)])
+        for sl in taps[2:]:
+            fn(acc, cur[lead + (sl,)], out=acc)
+        cur = acc
+    return cur if cur.base is None else cur.copy()
 
 
-def _max_indices(x: Array, xp: Array, plan: _Plan, window: Window, col_major: bool) -> tuple[Array, Array]:
+def _max_values(x: Array, plan: _Plan) -> Array:
+    """Window maxima; NaN is ignored like the padding is (``fmax``)."""
+    xp = pad_input(x, plan.geom.begin, plan.end, _lowest(x.dtype))
+    return _separable(xp, plan, np.fmax if x.dtype.kind == "f" else np.maximum)
+
+
+def _max_indices(x: Array, plan: _Plan, window: Window, col_major: bool) -> tuple[Array, Array]:
+    xp = pad_input(x, plan.geom.begin, plan.end, _lowest(x.dtype))
     best = xp[plan.taps[0]].copy()
     arg = np.zeros(best.shape, dtype=np.int64)
-    for t, sl in enumerate(plan.taps[1:], start=1):
+    for tap, sl in enumerate(plan.taps[1:], start=1):
         v = xp[sl]
         upd = v > best
-        best = np.where(upd, v, best)
-        arg[upd] = t
+        np.copyto(best, v, where=upd)
+        np.copyto(arg, tap, where=upd)
     rank = x.ndim - 2
     spatial = x.shape[2:]
     if col_major:
@@ -115,10 +131,10 @@ def _max_indices(x: Array, xp: Array, plan: _Plan, window: Window, col_major: bo
         steps = np.cumprod((1,) + spatial[::-1][:-1])[::-1]
     flat = np.zeros(best.shape, dtype=np.int64)
     for i in range(rank):
-        view = [1] * x.ndim
-        view[2 + i] = plan.geom.out[i]
+        view_shape = [1] * x.ndim
+        view_shape[2 + i] = plan.geom.out[i]
         base = np.arange(plan.geom.out[i], dtype=np.int64) * window.strides[i] - plan.geom.begin[i]
-        coord = base.reshape(view) + plan.offsets[arg, i] * window.dilations[i]
+        coord = base.reshape(view_shape) + plan.offsets[arg, i] * window.dilations[i]
         flat += coord * int(steps[i])
     nc = np.arange(x.shape[0] * x.shape[1], dtype=np.int64).reshape(x.shape[:2] + (1,) * rank)
     flat += nc * int(np.prod(spatial, dtype=np.int64))
@@ -133,19 +149,16 @@ def _max_pool(node: KernelNode) -> Kernel:
 
     def run(x: Array) -> tuple[Array, ...]:
         plan = pooler.plan(x.shape)
-        xp = pad_input(x, plan.geom.begin, plan.end, _lowest(x.dtype))
         if with_indices:
-            return _max_indices(x, xp, plan, pooler.window, col_major)
-        return (_max_values(xp, plan),)
+            return _max_indices(x, plan, pooler.window, col_major)
+        return (_max_values(x, plan),)
 
     return as_kernel(run, "pool_taps")
 
 
-def _window_sum(xp: Array, plan: _Plan) -> Array:
-    acc = xp[plan.taps[0]].copy()
-    for sl in plan.taps[1:]:
-        acc += xp[sl]
-    return acc
+def _window_sum(x: Array, plan: _Plan) -> Array:
+    """Window sums over the zero-padded input."""
+    return _separable(pad_input(x, plan.geom.begin, plan.end), plan, np.add)
 
 
 def _counts(window: Window, plan: _Plan, spatial: tuple[int, ...], include_pad: bool) -> Array:
@@ -175,13 +188,12 @@ def _average_pool(node: KernelNode) -> Kernel:
     def run(x: Array) -> tuple[Array]:
         plan = pooler.plan(x.shape)
         cdt = compute_dtype(x.dtype)
-        xp = pad_input(x.astype(cdt, copy=False), plan.geom.begin, plan.end)
         key = (x.shape, cdt.str)
         div = divisors.get(key)
         if div is None:
             div = _counts(pooler.window, plan, x.shape[2:], include_pad).astype(cdt)
             divisors[key] = div
-        y = _window_sum(xp, plan)
+        y = _window_sum(x.astype(cdt, copy=False), plan)
         y /= div
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 
@@ -198,7 +210,7 @@ def _lp_pool(node: KernelNode) -> Kernel:
         cdt = compute_dtype(x.dtype)
         xa = np.abs(x.astype(cdt, copy=False))
         powered = xa * xa if p == 2.0 else (xa if p == 1.0 else np.power(xa, p))
-        y = _window_sum(pad_input(powered, plan.geom.begin, plan.end), plan)
+        y = _window_sum(powered, plan)
         y = np.sqrt(y) if p == 2.0 else (y if p == 1.0 else np.power(y, 1.0 / p))
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 

@@ -1,0 +1,98 @@
+"""The CPU device against ONNX Runtime and OpenVINO on the repository's model builders.
+
+Every runtime gets one intra-op thread and one request (latency mode); the table shows the
+median latency of each and the ratios, measured in the same run. The CNNs also run once
+through ``onnx.reference.ReferenceEvaluator`` for the speed-up over it.
+
+    python benchmarks/cpu_vs_peers.py [-t SECONDS_PER_MODEL] [--models resnet18,mlp_b1,...]
+
+This machine kind sets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which force an older OpenBLAS
+kernel; the script re-runs itself with both unset (``--keep-blas-env`` keeps them) and prints
+the BLAS kernel threadpoolctl sees. Peers need ``pip install -e ".[bench]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+
+from aioplug._benchmark import Budget, blas_info, make_inputs, run_benchmark
+from aioplug._table import format_table
+from aioplug.model import read_model
+from aioplug.testing import zoo
+
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
+    "resnet18": lambda: zoo.resnet18(),
+    "mobilenet_v2": lambda: zoo.mobilenet_v2(),
+    "transformer_4x256_s128": lambda: zoo.transformer_encoder(layers=4, d_model=256, heads=4, d_ff=1024, seq=128),
+    "mlp_b1": lambda: zoo.mlp(batch=1),
+    "mlp_b64": lambda: zoo.mlp(batch=64),
+}
+CNNS = {"resnet18", "mobilenet_v2"}
+
+
+def _reference_median(proto: onnx.ModelProto, runs: int) -> float:
+    from onnx.reference import ReferenceEvaluator
+
+    model = read_model(proto)
+    feeds = make_inputs(model, {})
+    session = ReferenceEvaluator(proto)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="CPU device vs ONNX Runtime and OpenVINO")
+    parser.add_argument("-t", type=float, default=5.0, help="seconds per model and runtime")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma list of: " + ", ".join(MODELS))
+    parser.add_argument("--reference-runs", type=int, default=2, help="ReferenceEvaluator runs per CNN (0: skip)")
+    parser.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE/L2_SIZE")
+    args = parser.parse_args(argv)
+    if not args.keep_blas_env and any(k in os.environ for k in BLAS_ENV):
+        env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    print(f"BLAS: {blas_info()}")
+    rows = []
+    for name in args.models.split(","):
+        proto = MODELS[name]()
+        sys.stderr.write(f"== {name}\n")
+        results = asyncio.run(
+            run_benchmark(proto, "CPU", hint="LATENCY", budget=Budget(seconds=args.t), requests=1,
+                          compare=["onnxruntime", "openvino"], threads=1)
+        )
+        by = {r.name.split()[0]: r.median for r in results}
+        ours, ort, ov = by.get("aioplug"), by.get("onnxruntime"), by.get("openvino")
+        ref = _reference_median(proto, args.reference_runs) if name in CNNS and args.reference_runs else None
+        rows.append([
+            name,
+            f"{ours * 1e3:.2f}" if ours else "-",
+            f"{ort * 1e3:.2f}" if ort else "-",
+            f"{ov * 1e3:.2f}" if ov else "-",
+            f"{ours / ort:.2f}x" if ours and ort else "-",
+            f"{ours / ov:.2f}x" if ours and ov else "-",
+            f"{ref / ours:.0f}x" if ref and ours else "-",
+        ])
+    print(format_table(
+        ["model", "aioplug CPU ms", "onnxruntime ms", "openvino ms", "aioplug/ORT", "aioplug/OV",
+         "reference/aioplug"],
+        rows,
+    ))
+    print("median latency, 1 intra-op thread, 1 request; lower ms is faster; aioplug/ORT < 2x is the target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
