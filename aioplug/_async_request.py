@@ -188,7 +188,13 @@ class AsyncInferRequest:
 
     async def _run_stages(self, token: CancelToken) -> None:
         for stage in self._pipeline:
-            await stage.executor.run(stage.fn, token=token)
+            executor = stage.executor
+            if executor.inline:  # on the loop: call it, no coroutine per stage
+                if token.cancelled:
+                    raise RequestCancelled("the request was cancelled")
+                stage.fn()
+            else:
+                await executor.run(stage.fn, token=token)
         if token.cancelled:
             raise RequestCancelled("the request was cancelled")
 

@@ -90,6 +90,8 @@ class Executor:
     """Runs stage functions; subclasses decide where."""
 
     name: str
+    inline: bool = False
+    """True when stages run synchronously on the loop (the pipeline then calls them directly)."""
 
     async def run(
         self, fn: Callable[..., T], *args: Any, token: CancelToken | None = None
@@ -108,6 +110,8 @@ class Executor:
 class LoopExecutor(Executor):
     """Runs stages inline on the event loop."""
 
+    inline = True
+
     def __init__(self, name: str = "loop") -> None:
         self.name = name
         self._completed = 0
@@ -122,6 +126,7 @@ class LoopExecutor(Executor):
         return result
 
     def statistics(self) -> ExecutorStatistics:
+        """Counts only stages run through :meth:`run` (pipelines call inline stages directly)."""
         return ExecutorStatistics(self.name, 0, 0, 0, self._completed)
 
 

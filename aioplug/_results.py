@@ -15,10 +15,12 @@ class InferResults(Mapping[str, Any]):
 
     __slots__ = ("_names", "_values", "_index")
 
-    def __init__(self, names: Sequence[str], values: Sequence[Any]) -> None:
+    def __init__(
+        self, names: Sequence[str], values: Sequence[Any], index: Mapping[str, int] | None = None
+    ) -> None:
         self._names = tuple(names)
         self._values = tuple(values)
-        self._index = {name: i for i, name in enumerate(self._names)}
+        self._index = index if index is not None else {n: i for i, n in enumerate(self._names)}
 
     def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, int):

@@ -67,7 +67,7 @@ def check_tensor(port: Port, value: Any, role: str, device: str) -> Any:
             f"{role} {port.name!r} expects {port.describe()}; got {_describe(value)}{fix}"
         )
     shape = port.shape
-    if shape is not None:
+    if shape is not None and value.shape != shape:  # equal static shapes need no more checks
         got = value.shape
         if len(got) != len(shape) or any(
             isinstance(want, int) and want != have for want, have in zip(shape, got)
@@ -92,6 +92,7 @@ class SyncInferRequest:
         self._in_ports = {p.name: p for p in compiled_model.inputs}
         self._out_ports = {p.name: p for p in compiled_model.outputs}
         self._output_names = tuple(p.name for p in compiled_model.outputs)
+        self._output_index = {name: i for i, name in enumerate(self._output_names)}
         self._tensors: dict[str, Any] = {}
         self._out_targets: dict[str, Any] = {}
         self._outputs: dict[str, Any] = {}
@@ -288,9 +289,12 @@ class SyncInferRequest:
     def compute(self) -> None:
         """Runs the device's compute on the gathered inputs."""
         start = time.perf_counter()
-        cpu = time.thread_time()
-        raw = self._infer(self._feed, self.token)
-        self._cpu_compute = time.thread_time() - cpu
+        if self._compiled._perf_count:
+            cpu = time.thread_time()
+            raw = self._infer(self._feed, self.token)
+            self._cpu_compute = time.thread_time() - cpu
+        else:
+            raw = self._infer(self._feed, self.token)
         if len(raw) != len(self._compiled._graph_outputs):
             raise InferError(
                 f"{self._device} returned {len(raw)} outputs; the model has "
@@ -317,7 +321,7 @@ class SyncInferRequest:
                 value = self._write_target(port, target, value)
             values.append(value)
         self._outputs = dict(zip(self._output_names, values))
-        self._results = InferResults(self._output_names, values)
+        self._results = InferResults(self._output_names, values, self._output_index)
         self._times[2] = time.perf_counter() - start
         if compiled._perf_count:
             self._profiling = self._assemble_profiling()

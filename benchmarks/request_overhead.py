@@ -4,7 +4,7 @@ The model is a single Add of two 1x4 float32 tensors, so nearly all the time mea
 runtime's own: validation, the pipeline, the hops between loop and threads. Each line is the
 median of several rounds of N sequential calls; peers are measured in the same run.
 
-    python benchmarks/request_overhead.py [-n 20000] [--device TEMPLATE]
+    python benchmarks/request_overhead.py [-n 20000] [--device CPU]
 
 Peers (optional, `pip install -e ".[bench]"`): ONNX Runtime (`run`, and `run_async` awaited
 through the event loop), OpenVINO (`InferRequest.infer`), and `loop.run_in_executor` around
@@ -139,7 +139,7 @@ async def _measure_peers(n: int) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-n", type=int, default=20000, help="calls per round")
-    parser.add_argument("--device", default="TEMPLATE")
+    parser.add_argument("--device", default="CPU")
     args = parser.parse_args(argv)
     rows = asyncio.run(_measure_aioplug(args.device, args.n, "asyncio"))
     try:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, per in rows + peers:
         ratio = f"{per / baseline:.2f}x" if baseline else "-"
         table.append([name, f"{per * 1e6:.1f}", ratio])
-    print(format_table(["per call", "us", "vs OpenVINO infer"], table))
+    print(format_table(["per call (lower is faster)", "us", "ratio to OpenVINO infer"], table))
     return 0
 
 

@@ -43,10 +43,10 @@ def as_kernel(fn: Callable[..., tuple[Any, ...]], exec_type: str = "numpy") -> K
 def ensure_array(y: Any, dtype: np.dtype[Any] | None = None) -> Array:
     """Returns ``y`` as an ndarray (ufuncs give numpy scalars for 0-d inputs), cast to
     ``dtype`` when given (ufuncs without a bfloat16 loop compute in float32)."""
-    y = np.asarray(y)
-    if dtype is not None and y.dtype != dtype:
-        y = y.astype(dtype)
-    return y
+    arr: Array = np.asarray(y)
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
 
 
 def unary_kernel(

@@ -116,6 +116,8 @@ def _affine_t(a: Any, ft: Float, t0: float, t1: float) -> Any:
 def erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Returns erf(x) element-wise in x's float dtype (float16 computes in float32)."""
     dtype = x.dtype
+    p: tuple[float, ...]
+    q: tuple[float, ...]
     if dtype == np.float64:
         ft: Float = np.float64
         p, q = _P64, _Q64
@@ -145,13 +147,15 @@ def erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         large *= inside
         large += small
         np.copysign(large, xf, out=large)
-    return large if large.dtype == dtype else large.astype(dtype)
+    result: np.ndarray[Any, Any] = large if large.dtype == dtype else large.astype(dtype)
+    return result
 
 
 def gelu_erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``0.5 * x * (1 + erf(x / sqrt(2)))`` in x's float dtype."""
     if x.dtype == np.float64:
-        return (erf(x * 0.7071067811865476) + 1.0) * x * 0.5
+        exact: np.ndarray[Any, Any] = (erf(x * 0.7071067811865476) + 1.0) * x * 0.5
+        return exact
     ft: Float = np.float32
     xf = x.astype(ft, copy=False)
     with np.errstate(all="ignore"):
@@ -168,4 +172,5 @@ def gelu_erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         r += e
         r *= xf
         r *= ft(0.5)
-    return r if r.dtype == x.dtype else r.astype(x.dtype)
+    result: np.ndarray[Any, Any] = r if r.dtype == x.dtype else r.astype(x.dtype)
+    return result

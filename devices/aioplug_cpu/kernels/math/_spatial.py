@@ -11,7 +11,6 @@ For an input length ``n``, kernel ``k``, stride ``s``, dilation ``d`` (window ``
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ import numpy as np
 from .._registry import KernelNode
 from ._common import Array
 
-__all__ = ["Geometry", "Window", "pad_input", "tap_slices", "window_attrs"]
+__all__ = ["Geometry", "Window", "pad_input", "window_attrs"]
 
 
 @dataclass(frozen=True)
@@ -102,45 +101,6 @@ def window_attrs(node: KernelNode, rank: int | None, kernel: Sequence[int] | Non
         auto_pad=str(auto_pad),
         ceil_mode=bool(int(node.attr("ceil_mode", 0))),
     )
-
-
-def tap_slices(
-    window: Window, geom: Geometry, spatial: Sequence[int]
-) -> list[tuple[int, tuple[slice, ...], tuple[slice, ...]]]:
-    """Per kernel tap (flat index), the output and input slices where the tap reads real input.
-
-    Output position ``o`` of a tap at offset ``k`` reads input ``o * s + k * d - b``; the slices
-    keep the ``o`` for which that lies in ``[0, n)``, so no padded copy of the input is needed.
-    Taps that only ever read padding are left out.
-    """
-    per_axis: list[list[tuple[slice, slice] | None]] = []
-    for i, n in enumerate(spatial):
-        k, s, d = window.kernel[i], window.strides[i], window.dilations[i]
-        b, out = geom.begin[i], geom.out[i]
-        axis = []
-        for t in range(k):
-            shift = t * d - b
-            lo = 0 if shift >= 0 else (-shift + s - 1) // s
-            hi = min(out - 1, (n - 1 - shift) // s)
-            if lo > hi:
-                axis.append(None)
-                continue
-            start = lo * s + shift
-            axis.append((slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)))
-        per_axis.append(axis)
-    lead = (slice(None), slice(None))
-    taps = []
-    for flat, combo in enumerate(itertools.product(*per_axis)):
-        if any(c is None for c in combo):
-            continue
-        taps.append(
-            (
-                flat,
-                lead + tuple(c[0] for c in combo if c is not None),
-                lead + tuple(c[1] for c in combo if c is not None),
-            )
-        )
-    return taps
 
 
 def pad_input(

@@ -86,8 +86,12 @@ def _celu(node: KernelNode) -> Kernel:
 
 def _sigmoid(x: Array) -> Array:
     """``1 / (1 + exp(-x))``; exp overflowing to inf correctly gives 0."""
+    e = np.negative(x)
     with np.errstate(over="ignore"):
-        return np.reciprocal(np.exp(-x) + 1)
+        np.exp(e, out=e)
+    e += 1
+    np.reciprocal(e, out=e)
+    return e
 
 
 @versions("Sigmoid", 1, 6, 13)
@@ -183,7 +187,7 @@ def _dropout(
     x: Array, ratio: float, rng: np.random.RandomState, with_mask: bool, mask_dtype: Any
 ) -> tuple[Array, ...]:
     """Training-mode dropout: keeps an element when a uniform draw is ``>= ratio``."""
-    keep = rng.uniform(0.0, 1.0, x.shape) >= ratio
+    keep: Array = np.greater_equal(rng.uniform(0.0, 1.0, x.shape), ratio)
     y = (x * keep * (1.0 / (1.0 - ratio))).astype(x.dtype, copy=False)
     return (y, keep.astype(mask_dtype)) if with_mask else (y,)
 

@@ -113,11 +113,14 @@ def _div(node: KernelNode) -> Kernel:
 
 def _power(a: Array, b: Array) -> Array:
     """``a ** b`` in a's dtype; a float exponent on an integer base truncates the result."""
+    y: Array
     if b.dtype == a.dtype:
-        return np.power(a, b)
-    if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
-        return np.power(a, b.astype(a.dtype))
-    return np.power(a, b).astype(a.dtype)
+        y = np.power(a, b)
+    elif a.dtype.kind == "f" or a.dtype.name == "bfloat16":
+        y = np.power(a, b.astype(a.dtype))
+    else:
+        y = np.power(a, b).astype(a.dtype)
+    return y
 
 
 @versions("Pow", 1, 7, 12, 13, 15)
@@ -146,10 +149,13 @@ def _pow(node: KernelNode) -> Kernel:
 
 def _int_mod(fn: Ufunc2) -> Ufunc2:
     def mod(a: Array, b: Array) -> Array:
+        y: Array
         if a.dtype.kind in "iu":
             with np.errstate(divide="ignore", invalid="ignore"):
-                return fn(a, b)
-        return fn(a, b)
+                y = fn(a, b)
+        else:
+            y = fn(a, b)
+        return y
 
     return mod
 

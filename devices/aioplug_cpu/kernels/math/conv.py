@@ -112,7 +112,7 @@ def _gemm_conv(x: Array, wmat: Array, window: Window, geom: Geometry, group: int
             *(st * s for st, s in zip(ss, window.strides)),
         )
         cols = as_strided(xp, shape, strides, writeable=False).reshape(n, g, ck, npix)
-    y = np.matmul(wmat, cols)  # (n, g, mg, npix): one BLAS GEMM per image and group
+    y: Array = np.matmul(wmat, cols)  # (n, g, mg, npix): one BLAS GEMM per image and group
     return y.reshape((n, g * mg, *out))
 
 

@@ -24,7 +24,7 @@ __all__: list[str] = []
 
 def _param_shape(param: Array, rank: int) -> tuple[int, ...]:
     """Channel parameters ``(C, ...)`` broadcast over ``(N, C, *spatial)``."""
-    return param.shape + (1,) * (rank - 1 - param.ndim)
+    return tuple(param.shape) + (1,) * (rank - 1 - param.ndim)
 
 
 def _bn_fold(scale: Array, bias: Array, mean: Array, var: Array, eps: float) -> tuple[Array, Array]:
@@ -49,7 +49,8 @@ def _bn_inference(node: KernelNode, eps: float) -> Kernel:
             ab = (a.astype(cdt).reshape(shape), b.astype(cdt).reshape(shape))
             if folded is not None:
                 by_dtype[(cdt, x.ndim)] = ab
-        y = x.astype(cdt, copy=False) * ab[0] + ab[1]
+        y = x.astype(cdt, copy=False) * ab[0]
+        y += ab[1]
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 
     return as_kernel(run)
@@ -133,14 +134,27 @@ def _layer_norm(node: KernelNode) -> Kernel:
     def run(x: Array, scale: Array, bias: Array | None = None) -> tuple[Array, ...]:
         cdt = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
         ax = norm_axis(axis, x.ndim)
-        xn, mean, inv_std = _standardize(x.astype(cdt, copy=False), tuple(range(ax, x.ndim)), eps)
-        y = xn * scale.astype(cdt, copy=False)
+        rows = int(np.prod(x.shape[:ax], dtype=np.int64))
+        cols = int(np.prod(x.shape[ax:], dtype=np.int64))
+        xr = x.astype(cdt, copy=False).reshape(rows, cols)
+        mean = xr.mean(axis=1, keepdims=True)
+        y = xr - mean
+        var = np.einsum("ij,ij->i", y, y)[:, None] / max(cols, 1)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        y *= inv_std
+        y = y.reshape(x.shape)
+        y *= scale.astype(cdt, copy=False)
         if bias is not None:
             y += bias.astype(cdt, copy=False)
         y = y if y.dtype == x.dtype else y.astype(x.dtype)
         if n_out == 1:
             return (y,)
-        return (y, mean.astype(stash, copy=False), inv_std.astype(stash, copy=False))
+        stats_shape = x.shape[:ax] + (1,) * (x.ndim - ax)
+        return (
+            y,
+            mean.reshape(stats_shape).astype(stash, copy=False),
+            inv_std.reshape(stats_shape).astype(stash, copy=False),
+        )
 
     return as_kernel(run)
 

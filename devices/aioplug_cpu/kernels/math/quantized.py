@@ -45,7 +45,8 @@ def _requantize(acc: Array, multiplier: Any, zp: Array | None, out_dtype: np.dty
     if zp is not None:
         y += np.asarray(zp).astype(_F64)
     info = np.iinfo(out_dtype)
-    return np.clip(y, info.min, info.max).astype(out_dtype)
+    q: Array = np.clip(y, info.min, info.max).astype(out_dtype)
+    return q
 
 
 def _check_integer(dtype: np.dtype[Any], op: str) -> None:
@@ -81,6 +82,7 @@ def _qlinear_matmul(node: KernelNode) -> Kernel:
         _check_integer(a.dtype, "QLinearMatMul")
         acc = np.matmul(_centred(a, _rows(a_zp, a)), _centred(b, b_zp))
         sa = _rows(np.asarray(a_scale, dtype=np.float32), a)
+        assert sa is not None
         multiplier = (sa * np.asarray(b_scale, dtype=np.float32)) / np.asarray(
             y_scale, dtype=np.float32
         )

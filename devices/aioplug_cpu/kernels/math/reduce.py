@@ -30,14 +30,15 @@ from ._common import (
 __all__: list[str] = []
 
 Axes = tuple[int, ...]
-ReduceFn = Callable[[Array, Axes, bool], Array]
+ReduceFn = Callable[[Array, Axes, bool], Any]
+"""A reduction: (x, non-empty sorted axes, keepdims) -> an array or a numpy scalar."""
 
 
-def _sum(x: Array, axes: Axes, keep: bool) -> Array:
+def _sum(x: Array, axes: Axes, keep: bool) -> Any:
     return np.sum(x, axis=axes, dtype=compute_dtype(x.dtype), keepdims=keep)
 
 
-def _mean(x: Array, axes: Axes, keep: bool) -> Array:
+def _mean(x: Array, axes: Axes, keep: bool) -> Any:
     acc = compute_dtype(x.dtype) if x.dtype.kind == "f" else np.dtype(np.float64)
     if any(x.shape[a] == 0 for a in axes):
         shape = _reduced_shape(x.shape, axes, keep)
@@ -45,39 +46,39 @@ def _mean(x: Array, axes: Axes, keep: bool) -> Array:
     return np.mean(x, axis=axes, dtype=acc, keepdims=keep)
 
 
-def _max(x: Array, axes: Axes, keep: bool) -> Array:
+def _max(x: Array, axes: Axes, keep: bool) -> Any:
     return np.max(x, axis=axes, keepdims=keep)
 
 
-def _min(x: Array, axes: Axes, keep: bool) -> Array:
+def _min(x: Array, axes: Axes, keep: bool) -> Any:
     return np.min(x, axis=axes, keepdims=keep)
 
 
-def _prod(x: Array, axes: Axes, keep: bool) -> Array:
+def _prod(x: Array, axes: Axes, keep: bool) -> Any:
     return np.prod(x, axis=axes, dtype=compute_dtype(x.dtype), keepdims=keep)
 
 
-def _l1(x: Array, axes: Axes, keep: bool) -> Array:
+def _l1(x: Array, axes: Axes, keep: bool) -> Any:
     return np.sum(np.abs(x), axis=axes, dtype=compute_dtype(x.dtype), keepdims=keep)
 
 
-def _sum_square(x: Array, axes: Axes, keep: bool) -> Array:
+def _sum_square(x: Array, axes: Axes, keep: bool) -> Any:
     xc = x.astype(compute_dtype(x.dtype), copy=False)
     return np.sum(xc * xc, axis=axes, keepdims=keep)
 
 
-def _l2(x: Array, axes: Axes, keep: bool) -> Array:
+def _l2(x: Array, axes: Axes, keep: bool) -> Any:
     s = _sum_square(x, axes, keep)
     return np.sqrt(s) if s.dtype.kind == "f" else np.sqrt(s.astype(np.float64))
 
 
-def _log_sum(x: Array, axes: Axes, keep: bool) -> Array:
+def _log_sum(x: Array, axes: Axes, keep: bool) -> Any:
     s = _sum(x, axes, keep)
     with np.errstate(divide="ignore"):
         return np.log(s) if s.dtype.kind == "f" else np.log(s.astype(np.float64))
 
 
-def _log_sum_exp(x: Array, axes: Axes, keep: bool) -> Array:
+def _log_sum_exp(x: Array, axes: Axes, keep: bool) -> Any:
     xc = x.astype(compute_dtype(x.dtype) if x.dtype.kind == "f" else np.float64, copy=False)
     if any(xc.shape[a] == 0 for a in axes):
         return np.full(_reduced_shape(xc.shape, axes, keep), -np.inf, dtype=xc.dtype)
@@ -111,8 +112,9 @@ def _apply(fn: ReduceFn, x: Array, axes: Axes, keep: bool) -> Array:
         return np.full(shape, _empty_identity(fn, x.dtype), dtype=x.dtype)
     y = fn(x, axes, keep)
     if y.__class__ is not np.ndarray or y.dtype != x.dtype:
-        y = ensure_array(y, x.dtype)
-    return y
+        return ensure_array(y, x.dtype)
+    result: Array = y
+    return result
 
 
 def _with_axes_attr(node: KernelNode, fn: ReduceFn) -> Kernel:

@@ -20,15 +20,17 @@ Along = Callable[[Array, int], Array]
 
 
 def _softmax(x: Array, axis: int) -> Array:
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e: Array = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+    np.exp(e, out=e)
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x: Array, axis: int) -> Array:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted: Array = np.subtract(x, np.max(x, axis=axis, keepdims=True))
     with np.errstate(divide="ignore"):
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted
 
 
 def _hardmax(x: Array, axis: int) -> Array:
