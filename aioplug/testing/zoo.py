@@ -467,3 +467,29 @@ def mlp(
     """The multilayer perceptron of ``models.mlp_model``: input ``x`` (batch, sizes[0]), output
     ``probs`` (batch, sizes[-1]) from Gemm+Relu layers, a final Gemm and Softmax."""
     return mlp_model(sizes=sizes, batch=batch, seed=seed)
+
+
+BUILDERS: dict[str, Any] = {
+    "resnet18": resnet18,
+    "mobilenet_v2": mobilenet_v2,
+    "transformer_encoder": transformer_encoder,
+    "lstm": lstm_model,
+    "mlp": mlp,
+}
+"""The builders by name, for ``python -m aioplug.testing.zoo NAME PATH``."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Writes one zoo model to an .onnx file: ``python -m aioplug.testing.zoo resnet18 r18.onnx``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m aioplug.testing.zoo", description=main.__doc__)
+    parser.add_argument("name", choices=sorted(BUILDERS))
+    parser.add_argument("path", help="where to write the .onnx file")
+    args = parser.parse_args(argv)
+    onnx.save(BUILDERS[args.name](), args.path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
