@@ -81,7 +81,9 @@ def binary_kernel(fn: Callable[[Any, Any], Any], exec_type: str = "numpy") -> Ke
     return as_kernel(run, exec_type)
 
 
-def versions(op_type: str, *since: int, domain: str = "") -> Callable[[KernelFactory], KernelFactory]:
+def versions(
+    op_type: str, *since: int, domain: str = ""
+) -> Callable[[KernelFactory], KernelFactory]:
     """Registers one factory under every listed ``since`` version of ``op_type``.
 
     Use it only where the listed versions share one behaviour (they differ in types only);
@@ -116,8 +118,10 @@ def int_attr(node: KernelNode, name: str, default: int) -> int:
 
 
 def float_attr(node: KernelNode, name: str, default: float) -> float:
-    """Returns a float attribute (``default`` when absent)."""
-    return float(node.attr(name, default))
+    """Returns a float attribute; an absent one gives ``default`` rounded to float32, as
+    ONNX stores float attributes (and their schema defaults) in 32 bits."""
+    value = node.attr(name)
+    return float(np.float32(default)) if value is None else float(value)
 
 
 def ints_attr(node: KernelNode, name: str) -> tuple[int, ...] | None:

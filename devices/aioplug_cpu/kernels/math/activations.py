@@ -236,7 +236,9 @@ def _dropout_12(node: KernelNode) -> Kernel:
     seed = None if seed_attr is None else int(seed_attr) & 0xFFFFFFFF
     own_rng = _random_state(None)
 
-    def run(x: Array, ratio: Array | None = None, training: Array | None = None) -> tuple[Array, ...]:
+    def run(
+        x: Array, ratio: Array | None = None, training: Array | None = None
+    ) -> tuple[Array, ...]:
         r = 0.5 if ratio is None else float(ratio)
         if training is None or not bool(training) or r == 0.0:
             if with_mask:

@@ -114,10 +114,13 @@ def _div(node: KernelNode) -> Kernel:
 def _power(a: Array, b: Array) -> Array:
     """``a ** b`` in a's dtype; a float exponent on an integer base truncates the result."""
     y: Array
-    if b.dtype == a.dtype:
+    if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
+        y = np.power(a, b if b.dtype == a.dtype else b.astype(a.dtype))
+    elif b.dtype.kind == "i" and a.dtype.kind in "iu" and np.any(b < 0):
+        # numpy refuses negative integer exponents; C's pow then a cast truncates
+        y = np.power(a.astype(np.float64), b).astype(a.dtype)
+    elif b.dtype == a.dtype:
         y = np.power(a, b)
-    elif a.dtype.kind == "f" or a.dtype.name == "bfloat16":
-        y = np.power(a, b.astype(a.dtype))
     else:
         y = np.power(a, b).astype(a.dtype)
     return y

@@ -3,14 +3,13 @@
 ``Y[n, m] = B[m] + sum_{c, k} W[m, c, k] * Xpad[n, g(m) * C/G + c, o * s + k * d]``.
 The general path builds the im2col matrix of all groups with one strided view and one copy,
 then runs one batched BLAS product ``W[g] @ cols[n, g]``; a 1x1, stride-1, unpadded conv
-skips the copy. Depthwise convs (one input channel per group) accumulate one scaled, strided
-slice per kernel tap instead. Constant weights are arranged once, in the factory; float16
-computes in float32.
+skips the copy. Depthwise convs (one input channel per group) accumulate one scaled,
+contiguous run per kernel tap instead (see ``FlatTaps``). Constant weights are arranged once,
+in the factory; float16 computes in float32.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -18,9 +17,20 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._registry import Kernel, KernelNode
 from ._common import Array, as_kernel, compute_dtype, const_input, int_attr, versions
-from ._spatial import Geometry, Window, pad_input, window_attrs
+from ._spatial import (
+    FlatTaps,
+    Geometry,
+    Window,
+    crop_flat,
+    flat_taps,
+    pad_input,
+    split_phases,
+    window_attrs,
+)
 
 __all__ = ["ConvCore"]
+
+_Layout = tuple[Geometry, FlatTaps]
 
 
 class ConvCore:
@@ -40,34 +50,34 @@ class ConvCore:
         self.compute = compute
         kernel = None if weights is None else weights.shape[2:]
         self._window: Window | None = window_attrs(node, None, kernel)
-        self._geoms: dict[tuple[int, ...], Geometry] = {}
+        self._geoms: dict[tuple[int, ...], _Layout] = {}
         self._prepared: tuple[str, Array] | None = None
         if weights is not None:
             dtype = compute if compute is not None else compute_dtype(weights.dtype)
             self._prepared = self._prepare(weights.astype(dtype, copy=False))
 
     def _prepare(self, w: Array) -> tuple[str, Array]:
-        """Arranges weights: ``("dw", (K, C, mult, 1...))`` or ``("gemm", (G, Mg, Cg*K))``."""
+        """Arranges weights: ``("dw", (K, C, mult, 1))`` or ``("gemm", (G, Mg, Cg*K))``."""
         m, cg = w.shape[0], w.shape[1]
         g = self.group
-        rank = w.ndim - 2
         if cg == 1 and g > 1 and m % g == 0:
             mult = m // g
             taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
-            return "dw", np.ascontiguousarray(taps).reshape(taps.shape + (1,) * rank)
+            return "dw", np.ascontiguousarray(taps).reshape(taps.shape + (1,))
         return "gemm", np.ascontiguousarray(w.reshape(g, m // g, -1))
 
-    def _geometry(self, x: Array, w_shape: tuple[int, ...]) -> tuple[Window, Geometry]:
+    def _geometry(self, x: Array, w_shape: tuple[int, ...]) -> tuple[Window, _Layout]:
         window = self._window
         if window is None or len(window.kernel) != x.ndim - 2:
             window = window_attrs(self._node, x.ndim - 2, w_shape[2:])
             assert window is not None
             self._window = window
-        geom = self._geoms.get(x.shape)
-        if geom is None:
+        layout = self._geoms.get(x.shape)
+        if layout is None:
             geom = window.geometry(x.shape[2:])
-            self._geoms[x.shape] = geom
-        return window, geom
+            layout = (geom, flat_taps(window, geom, x.shape[2:]))
+            self._geoms[x.shape] = layout
+        return window, layout
 
     def run(self, x: Array, w: Array | None) -> Array:
         """Convolves ``x`` (already in the compute dtype) with the prepared or given weights."""
@@ -78,10 +88,10 @@ class ConvCore:
             w_shape = w.shape
         else:
             w_shape = (0, 0) + (self._window.kernel if self._window else ())
-        window, geom = self._geometry(x, w_shape)
+        window, (geom, ft) = self._geometry(x, w_shape)
         kind, warr = prepared
         if kind == "dw":
-            return _depthwise(x, warr, window, geom)
+            return _depthwise(x, warr, ft)
         return _gemm_conv(x, warr, window, geom, self.group)
 
 
@@ -116,28 +126,31 @@ def _gemm_conv(x: Array, wmat: Array, window: Window, geom: Geometry, group: int
     return y.reshape((n, g * mg, *out))
 
 
-def _depthwise(x: Array, taps: Array, window: Window, geom: Geometry) -> Array:
-    """One input channel per group: ``y[n, c, j] = sum_k taps[k, c, j] * xpad[n, c, o*s + k*d]``,
-    one multiply-add over whole-output strided slices per kernel tap."""
-    xp = pad_input(x, geom.begin, geom.end)
+def _depthwise(x: Array, taps: Array, ft: FlatTaps) -> Array:
+    """One input channel per group: ``y[n, c, j] = sum_k taps[k, c, j] * xpad[n, c, o*s + k*d]``.
+
+    Each tap is one multiply-add over a contiguous run of the flattened, phase-split padded
+    input (see ``FlatTaps``), with a reused product buffer.
+    """
     n, c = x.shape[:2]
     mult = taps.shape[2]
-    acc: Array | None = None
-    for idx, offs in enumerate(itertools.product(*(range(k) for k in window.kernel))):
-        sl = xp[
-            (slice(None), slice(None))
-            + tuple(
-                slice(o * d, o * d + (size - 1) * s + 1, s)
-                for o, d, s, size in zip(offs, window.dilations, window.strides, geom.out)
-            )
-        ]
-        term = sl * taps[idx, :, 0] if mult == 1 else sl[:, :, None] * taps[idx]
-        if acc is None:
-            acc = term
-        else:
-            acc += term
-    assert acc is not None
-    return acc.reshape((n, c * mult) + geom.out)
+    phases = split_phases(x, ft)
+    length = ft.length
+    size = int(np.prod(ft.grid, dtype=np.int64))
+    acc = np.zeros((n, c, mult, size), dtype=x.dtype)
+    run = acc[..., :length]
+    if mult == 1:
+        run = run[:, :, 0]
+        prod = np.empty((n, c, length), dtype=x.dtype)
+        for idx, (phase, off) in enumerate(ft.taps):
+            np.multiply(phases[phase][:, :, off : off + length], taps[idx, :, 0], out=prod)
+            run += prod
+    else:
+        prod = np.empty((n, c, mult, length), dtype=x.dtype)
+        for idx, (phase, off) in enumerate(ft.taps):
+            np.multiply(phases[phase][:, :, None, off : off + length], taps[idx], out=prod)
+            run += prod
+    return crop_flat(acc.reshape(n, c * mult, size), ft)
 
 
 def _bias_shape(rank: int) -> tuple[int, ...]:
@@ -155,7 +168,8 @@ def _conv(node: KernelNode) -> Kernel:
         bias_c = b_const.astype(compute_dtype(w_const.dtype)).reshape(
             _bias_shape(w_const.ndim - 2)
         )
-    exec_type = "gemm_im2col" if core._prepared is None or core._prepared[0] == "gemm" else "depthwise"
+    depthwise = core._prepared is not None and core._prepared[0] == "dw"
+    exec_type = "depthwise" if depthwise else "gemm_im2col"
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
         dtype = x.dtype

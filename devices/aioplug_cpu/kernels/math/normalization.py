@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 
 from .._registry import Kernel, KernelNode
-from ._common import Array, as_kernel, compute_dtype, const_input, float_attr, int_attr, norm_axis, versions
+from ._common import (
+    Array,
+    as_kernel,
+    compute_dtype,
+    const_input,
+    float_attr,
+    int_attr,
+    norm_axis,
+    versions,
+)
 
 __all__: list[str] = []
 

@@ -153,7 +153,7 @@ def _max_pool(node: KernelNode) -> Kernel:
             return _max_indices(x, plan, pooler.window, col_major)
         return (_max_values(x, plan),)
 
-    return as_kernel(run, "pool_taps")
+    return as_kernel(run, "pool_separable")
 
 
 def _window_sum(x: Array, plan: _Plan) -> Array:
@@ -197,7 +197,7 @@ def _average_pool(node: KernelNode) -> Kernel:
         y /= div
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 
-    return as_kernel(run, "pool_taps")
+    return as_kernel(run, "pool_separable")
 
 
 @versions("LpPool", 1, 2, 11, 18, 22)
@@ -214,4 +214,4 @@ def _lp_pool(node: KernelNode) -> Kernel:
         y = np.sqrt(y) if p == 2.0 else (y if p == 1.0 else np.power(y, 1.0 / p))
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 
-    return as_kernel(run, "pool_taps")
+    return as_kernel(run, "pool_separable")

@@ -51,7 +51,7 @@ def _requantize(acc: Array, multiplier: Any, zp: Array | None, out_dtype: np.dty
 
 def _check_integer(dtype: np.dtype[Any], op: str) -> None:
     if dtype.kind not in "iu":
-        raise NotImplementedError(f"{op}: only integer quantized types are implemented, got {dtype}")
+        raise NotImplementedError(f"{op}: only integer quantized types are implemented ({dtype})")
 
 
 @versions("MatMulInteger", 10)
@@ -99,14 +99,16 @@ def _channel_column(v: Array | None, rank: int) -> Array | None:
     return v.reshape((-1,) + (1,) * (rank - 1)) if v.size > 1 else v.reshape(())
 
 
+def _centred_weights(w: Array | None, zp: Array | None) -> Array | None:
+    return None if w is None else _centred(w, _channel_column(zp, w.ndim))
+
+
 @versions("ConvInteger", 10)
 def _conv_integer(node: KernelNode) -> Kernel:
     w_c = const_input(node, 1)
     wzp_c = const_input(node, 3)
     fixed = w_c is not None and (node.num_inputs < 4 or wzp_c is not None)
-    core = ConvCore(
-        node, _centred(w_c, _channel_column(wzp_c, w_c.ndim)) if fixed and w_c is not None else None, _F64
-    )
+    core = ConvCore(node, _centred_weights(w_c, wzp_c) if fixed else None, _F64)
 
     def run(
         x: Array, w: Array, x_zp: Array | None = None, w_zp: Array | None = None
@@ -123,9 +125,7 @@ def _qlinear_conv(node: KernelNode) -> Kernel:
     w_c = const_input(node, 3)
     wzp_c = const_input(node, 5)
     fixed = w_c is not None and wzp_c is not None
-    core = ConvCore(
-        node, _centred(w_c, _channel_column(wzp_c, w_c.ndim)) if fixed and w_c is not None else None, _F64
-    )
+    core = ConvCore(node, _centred_weights(w_c, wzp_c) if fixed else None, _F64)
 
     def run(
         x: Array,
