@@ -158,8 +158,8 @@ def test_onnx_node_case(name: str) -> None:
     case = _cases()[name]
     flow = sorted({op for _, op in _node_ops(case.model)} & CONTROL_FLOW)
     if flow:
-        pytest.skip(f"control flow ({', '.join(flow)}) runs through the device compiler, "
-                    "not run_model (no captured outer-scope values)")
+        pytest.skip(f"control flow ({', '.join(flow)}) needs the device compiler's captured "
+                    "values; tests/test_node_suite_devices.py runs this case on the CPU device")
     missing = _missing_ops(case.model)
     if missing:
         pytest.skip(f"needs math-family op(s) not registered yet: {', '.join(missing)}")
