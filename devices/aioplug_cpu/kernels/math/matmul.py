@@ -77,7 +77,10 @@ def _gemm(node: KernelNode) -> Kernel:
             y = y * alpha if floating else (y * alpha).astype(dtype)
         if has_c:
             if c_ready is not None:
-                y = y + c_ready
+                if y.dtype == c_ready.dtype and np.broadcast_shapes(y.shape, c_ready.shape) == y.shape:
+                    y += c_ready  # y is fresh from the product: add the bias in place
+                else:
+                    y = y + c_ready
             elif c is not None:
                 if floating:
                     cc = c.astype(cdt, copy=False)
