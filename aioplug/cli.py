@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
                        help="shape of a dynamic input")
     bench.add_argument("--compare", metavar="PEERS", help="comma list: onnxruntime,openvino")
+    from .serve.cli import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sub.add_parser("serve", help="serve models over HTTP (KServe v2 protocol)"))
     return parser
 
 
@@ -162,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(_run_async(_run(args)))
         if args.command == "benchmark":
             return int(_run_async(_benchmark(args)))
+        if args.command == "serve":
+            from .serve.cli import run as serve
+
+            return serve(args)
     except AioplugError as exc:
         print(f"aioplug: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
