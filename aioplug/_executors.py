@@ -134,7 +134,7 @@ _PENDING, _RUNNING, _DONE, _DROPPED = range(4)
 
 
 class _Job:
-    __slots__ = ("fn", "args", "loop", "future", "state", "lock", "finished")
+    __slots__ = ("fn", "args", "loop", "future", "state", "lock", "finished", "delivered")
 
     def __init__(
         self,
@@ -150,6 +150,7 @@ class _Job:
         self.state = _PENDING
         self.lock = threading.Lock()
         self.finished: asyncio.Future[None] | None = None
+        self.delivered = False
 
     def drop(self) -> bool:
         """Marks a job that has not started as dropped; False if it already runs."""
@@ -161,6 +162,7 @@ class _Job:
 
     def deliver(self, result: Any, error: BaseException | None) -> None:
         """Runs on the loop: hands the outcome to the waiting task."""
+        self.delivered = True
         if not self.future.done():
             if error is None:
                 self.future.set_result(result)
@@ -264,21 +266,19 @@ class ThreadExecutor(Executor):
 
     async def _await(self, job: _Job, token: CancelToken | None) -> Any:
         try:
-            return await asyncio.shield(job.future)
+            return await job.future
         except asyncio.CancelledError:
+            # The awaiting task was cancelled (job.future with it). A queued job is dropped;
+            # a running one is asked to stop and awaited, so nothing is left half-done.
             if job.drop():
                 self._queued -= 1
                 raise
             if token is not None:
                 token.cancel()
-            if job.state != _DONE or not job.future.done():
+            if not job.delivered:
                 job.finished = job.loop.create_future()
-                if job.future.done():
-                    job.finished.set_result(None)
                 with anyio.CancelScope(shield=True):
                     await job.finished
-            if job.future.done() and not job.future.cancelled():
-                job.future.exception()  # retrieved: the caller was cancelled anyway
             raise
 
     def statistics(self) -> ExecutorStatistics:
