@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 LOOP_COMPUTE_THRESHOLD_S = 50e-6
 """Plans whose measured compute is below this run on the event loop (no thread hop)."""
 
+LATENCY_LOOP_COMPUTE_THRESHOLD_S = 200e-6
+"""The same bound under ``PERFORMANCE_HINT=LATENCY``: one stream serialises requests anyway,
+and a loop -> thread -> loop hop (40-100 us on a 2-core machine) would dominate such a run."""
+
 _RUNTIME_MUTABLE = frozenset({"PERF_COUNT", "MAX_QUEUED_REQUESTS"})
 
 
@@ -220,7 +224,12 @@ class CompiledModel:
         mode = self._compute_mode
         if mode == "AUTO":
             measured = self._measure_compute()
-            mode = "LOOP" if measured is not None and measured < LOOP_COMPUTE_THRESHOLD_S else "STREAMS"
+            limit = (
+                LATENCY_LOOP_COMPUTE_THRESHOLD_S
+                if self._streams == 1 and self._config.get("PERFORMANCE_HINT", "LATENCY") == "LATENCY"
+                else LOOP_COMPUTE_THRESHOLD_S
+            )
+            mode = "LOOP" if measured is not None and measured < limit else "STREAMS"
             log.debug(
                 "%s: compute measured %s s -> %s", self.device_name, measured, mode
             )
@@ -240,7 +249,7 @@ class CompiledModel:
                 request.infer()
                 elapsed = request.stage_times["compute"]
                 best = elapsed if best is None else min(best, elapsed)
-                if run >= 1 and best > 10 * LOOP_COMPUTE_THRESHOLD_S:
+                if run >= 1 and best > 10 * LATENCY_LOOP_COMPUTE_THRESHOLD_S:
                     break
         except Exception as exc:  # zeros are not valid input for every model
             log.debug("%s: warm-up run failed (%r); using stream threads", self.device_name, exc)
