@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace

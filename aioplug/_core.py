@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import io
 import logging
-import os
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -38,7 +37,7 @@ from .errors import (
     PropertyError,
 )
 from .model import Model, ModelSource, read_model
-from .properties import PropertySet, PropertySpec, well_known
+from .properties import PropertySet, well_known
 
 __all__ = ["Core", "ENTRY_POINT_GROUP"]
 

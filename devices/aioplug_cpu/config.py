@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aioplug.plugin import PropertySpec, well_known
-
 DEVICE_NAME = "CPU"
 VERSION = "0.1.0"
 
@@ -37,18 +35,6 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - platforms without affinity
         return os.cpu_count() or 1
-
-
-def plugin_properties() -> list[PropertySpec]:
-    """Properties of the CPU plugin."""
-    return well_known(
-        "FULL_DEVICE_NAME", "AVAILABLE_DEVICES", "OPTIMIZATION_CAPABILITIES",
-        "RANGE_FOR_ASYNC_INFER_REQUESTS", "RANGE_FOR_STREAMS", "EXECUTION_DEVICES",
-        "DEVICE_ARCHITECTURE", "DEVICE_TYPE", "CACHING_PROPERTIES", "PERFORMANCE_HINT",
-        "PERFORMANCE_HINT_NUM_REQUESTS", "EXECUTION_MODE_HINT", "INFERENCE_PRECISION_HINT",
-        "NUM_STREAMS", "INFERENCE_NUM_THREADS", "PERF_COUNT", "DEVICE_ID", "VARIABLE_STATES",
-        "MAX_QUEUED_REQUESTS", "COMPUTE_EXECUTOR",
-    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aioplug.plugin import Model, Node, Plugin, PropertySpec, RemoteContext
+from aioplug.plugin import Model, Node, Plugin, RemoteContext
 
 from . import config
 from .compiled_model import CpuCompiledModel
@@ -23,9 +23,6 @@ class CpuPlugin(Plugin):
         super().__init__(config.DEVICE_NAME)
         self.blas_threads: int | None = None
         """BLAS threads currently set for this process by this plugin (None: untouched)."""
-
-    def _property_specs(self) -> list[PropertySpec]:
-        return config.plugin_properties()
 
     def _readonly_values(self) -> dict[str, Any]:
         values = super()._readonly_values()
