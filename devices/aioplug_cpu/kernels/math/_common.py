@@ -151,3 +151,20 @@ def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     if dtype.kind == "f" or dtype.name == "bfloat16":
         return np.dtype(np.float32)
     return dtype
+
+
+def legacy_broadcast_kernel(node: KernelNode, fn: Callable[[Any, Any], Any]) -> Kernel:
+    """Opsets 1 and 6: aligns B at ``axis`` when ``broadcast=1`` sets one, else numpy rules."""
+    axis = node.attr("axis")
+    if not int_attr(node, "broadcast", 0) or axis is None:
+        return binary_kernel(fn)
+    ax = int(axis)
+
+    def run(a: Array, b: Array) -> tuple[Array]:
+        start = ax + a.ndim if ax < 0 else ax
+        trailing = a.ndim - start - b.ndim
+        if trailing > 0:
+            b = b.reshape(b.shape + (1,) * trailing)
+        return (ensure_array(fn(a, b)),)
+
+    return as_kernel(run)

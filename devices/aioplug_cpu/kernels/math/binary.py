@@ -22,6 +22,7 @@ from ._common import (
     ensure_array,
     int_attr,
     known_dtype,
+    legacy_broadcast_kernel,
     unary_kernel,
     versions,
 )
@@ -34,26 +35,9 @@ Ufunc2 = Callable[[Any, Any], Any]
 _binary = binary_kernel
 
 
-def _legacy_or_numpy(node: KernelNode, fn: Ufunc2) -> Kernel:
-    """Opsets 1 and 6: aligns B at ``axis`` when ``broadcast=1`` sets one, else numpy rules."""
-    axis = node.attr("axis")
-    if not int_attr(node, "broadcast", 0) or axis is None:
-        return _binary(fn)
-    ax = int(axis)
-
-    def run(a: Array, b: Array) -> tuple[Array]:
-        start = ax + a.ndim if ax < 0 else ax
-        trailing = a.ndim - start - b.ndim
-        if trailing > 0:
-            b = b.reshape(b.shape + (1,) * trailing)
-        return (ensure_array(fn(a, b)),)
-
-    return as_kernel(run)
-
-
 @versions("Add", 1, 6)
 def _add_legacy(node: KernelNode) -> Kernel:
-    return _legacy_or_numpy(node, np.add)
+    return legacy_broadcast_kernel(node, np.add)
 
 
 @versions("Add", 7, 13, 14)
@@ -63,7 +47,7 @@ def _add(node: KernelNode) -> Kernel:
 
 @versions("Sub", 1, 6)
 def _sub_legacy(node: KernelNode) -> Kernel:
-    return _legacy_or_numpy(node, np.subtract)
+    return legacy_broadcast_kernel(node, np.subtract)
 
 
 @versions("Sub", 7, 13, 14)
@@ -73,7 +57,7 @@ def _sub(node: KernelNode) -> Kernel:
 
 @versions("Mul", 1, 6)
 def _mul_legacy(node: KernelNode) -> Kernel:
-    return _legacy_or_numpy(node, np.multiply)
+    return legacy_broadcast_kernel(node, np.multiply)
 
 
 @versions("Mul", 7, 13, 14)
@@ -103,7 +87,7 @@ def _div_kernel(node: KernelNode) -> Ufunc2:
 
 @versions("Div", 1, 6)
 def _div_legacy(node: KernelNode) -> Kernel:
-    return _legacy_or_numpy(node, _div_kernel(node))
+    return legacy_broadcast_kernel(node, _div_kernel(node))
 
 
 @versions("Div", 7, 13, 14)
@@ -146,7 +130,7 @@ def _pow(node: KernelNode) -> Kernel:
         if value == 1.0:
             return as_kernel(lambda a, b: (a,))
     if node.opset < 7:
-        return _legacy_or_numpy(node, _power)
+        return legacy_broadcast_kernel(node, _power)
     return _binary(_power)
 
 

@@ -9,12 +9,18 @@ numpy's behaviour too.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .._registry import Kernel, KernelNode
-from ._common import Array, as_kernel, binary_kernel, ensure_array, int_attr, unary_kernel, versions
+from ._common import (
+    Array,
+    as_kernel,
+    binary_kernel,
+    ensure_array,
+    legacy_broadcast_kernel,
+    unary_kernel,
+    versions,
+)
 
 __all__: list[str] = []
 
@@ -22,26 +28,9 @@ __all__: list[str] = []
 _binary = binary_kernel
 
 
-def _legacy(node: KernelNode, fn: Any) -> Kernel:
-    """Opset 1 broadcasting: with ``broadcast=1`` and ``axis``, B aligns with A at ``axis``."""
-    axis = node.attr("axis")
-    if not int_attr(node, "broadcast", 0) or axis is None:
-        return _binary(fn)
-    ax = int(axis)
-
-    def run(a: Array, b: Array) -> tuple[Array]:
-        start = ax + a.ndim if ax < 0 else ax
-        trailing = a.ndim - start - b.ndim
-        if trailing > 0:
-            b = b.reshape(b.shape + (1,) * trailing)
-        return (ensure_array(fn(a, b)),)
-
-    return as_kernel(run)
-
-
 @versions("And", 1)
 def _and_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.logical_and)
+    return legacy_broadcast_kernel(node, np.logical_and)
 
 
 @versions("And", 7)
@@ -51,7 +40,7 @@ def _and(node: KernelNode) -> Kernel:
 
 @versions("Or", 1)
 def _or_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.logical_or)
+    return legacy_broadcast_kernel(node, np.logical_or)
 
 
 @versions("Or", 7)
@@ -61,7 +50,7 @@ def _or(node: KernelNode) -> Kernel:
 
 @versions("Xor", 1)
 def _xor_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.logical_xor)
+    return legacy_broadcast_kernel(node, np.logical_xor)
 
 
 @versions("Xor", 7)
@@ -82,7 +71,7 @@ def _equal(a: Array, b: Array) -> Array:
 
 @versions("Equal", 1)
 def _equal_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.equal)
+    return legacy_broadcast_kernel(node, np.equal)
 
 
 @versions("Equal", 7, 11, 13, 19)
@@ -92,7 +81,7 @@ def _equal_k(node: KernelNode) -> Kernel:
 
 @versions("Less", 1)
 def _less_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.less)
+    return legacy_broadcast_kernel(node, np.less)
 
 
 @versions("Less", 7, 9, 13)
@@ -102,7 +91,7 @@ def _less(node: KernelNode) -> Kernel:
 
 @versions("Greater", 1)
 def _greater_legacy(node: KernelNode) -> Kernel:
-    return _legacy(node, np.greater)
+    return legacy_broadcast_kernel(node, np.greater)
 
 
 @versions("Greater", 7, 9, 13)
