@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import RemoteTensorError
 
-__all__ = ["RemoteContext", "RemoteTensor"]
+__all__ = ["HostMemoryRemoteTensor", "RemoteContext", "RemoteTensor"]
 
 
 class RemoteTensor:
@@ -103,6 +103,27 @@ class RemoteTensor:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._dtype.name}{list(self._shape)} on {self.device_name}>"
+
+
+class HostMemoryRemoteTensor(RemoteTensor):
+    """A remote tensor whose device memory is a private host array, allocated zeroed.
+
+    For devices whose memory the host process owns (a CPU, a simulated accelerator): the
+    device's requests use the array in place, the host reaches it only by copying.
+    """
+
+    memory_type = "HOST"
+    """Reported as ``MEMORY_TYPE`` by :meth:`get_properties`."""
+
+    def __init__(self, context: RemoteContext, dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
+        super().__init__(context, dtype, shape)
+        self.__memory = np.zeros(shape, dtype=dtype)
+
+    def _device_array(self) -> np.ndarray:
+        return self.__memory
+
+    def get_properties(self) -> dict[str, Any]:
+        return {"DEVICE_NAME": self.device_name, "MEMORY_TYPE": self.memory_type}
 
 
 class RemoteContext:

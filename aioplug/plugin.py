@@ -21,7 +21,7 @@ from ._executors import (
 )
 from ._plugin import Plugin
 from ._profiling import ProfilingInfo, ProfilingStatus
-from ._remote import RemoteContext, RemoteTensor
+from ._remote import HostMemoryRemoteTensor, RemoteContext, RemoteTensor
 from ._state import VariableState
 from ._sync_request import SyncInferRequest, check_tensor
 from .errors import (
@@ -49,6 +49,7 @@ __all__ = [
     "DeviceError",
     "Executor",
     "ExecutorStatistics",
+    "HostMemoryRemoteTensor",
     "ImportExportError",
     "InferError",
     "InputError",

@@ -1,7 +1,8 @@
 """TEMPLATE's remote context: tensors in memory the device owns.
 
-The memory of a :class:`TemplateRemoteTensor` is held privately; the host reaches it only
-through ``copy_from``/``copy_to``, while TEMPLATE's requests read and write it in place.
+The memory of a :class:`TemplateRemoteTensor` is held privately by its base class; the host
+reaches it only through ``copy_from``/``copy_to``, while TEMPLATE's requests read and write it
+in place (through ``_device_array``).
 """
 
 from __future__ import annotations
@@ -10,21 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from aioplug.plugin import RemoteContext, RemoteTensor
+from aioplug.plugin import HostMemoryRemoteTensor, RemoteContext, RemoteTensor
 
 
-class TemplateRemoteTensor(RemoteTensor):
+class TemplateRemoteTensor(HostMemoryRemoteTensor):
     """A tensor whose storage belongs to the TEMPLATE device."""
 
-    def __init__(self, context: RemoteContext, dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
-        super().__init__(context, dtype, shape)
-        self.__memory = np.zeros(shape, dtype=dtype)
-
-    def _device_array(self) -> np.ndarray:
-        return self.__memory
-
-    def get_properties(self) -> dict[str, Any]:
-        return {"DEVICE_NAME": self.device_name, "MEMORY_TYPE": "TEMPLATE_DEVICE_BUFFER"}
+    memory_type = "TEMPLATE_DEVICE_BUFFER"
 
 
 class TemplateRemoteContext(RemoteContext):
