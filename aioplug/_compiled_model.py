@@ -83,7 +83,7 @@ class CompiledModel:
             self._property_specs(),
             getters={
                 "NETWORK_NAME": lambda: self._model.name,
-                "EXECUTION_DEVICES": lambda: [self.device_name],
+                "EXECUTION_DEVICES": self._execution_devices,
                 "LOADED_FROM_CACHE": lambda: self._loaded_from_cache,
                 "OPTIMAL_NUMBER_OF_INFER_REQUESTS": self._optimal_requests,
                 "PERF_COUNT": lambda: self._perf_count,
@@ -207,6 +207,9 @@ class CompiledModel:
             hint = self._config.get("PERFORMANCE_HINT", "LATENCY")
             streams = 1 if hint == "LATENCY" else max(1, os.cpu_count() or 1)
         return streams
+
+    def _execution_devices(self) -> list[str]:
+        return [self.device_name]
 
     def _optimal_requests(self) -> int:
         n = self._streams

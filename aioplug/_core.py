@@ -200,6 +200,7 @@ class Core:
         if not isinstance(plugin, Plugin):
             raise DeviceError(f"plugin {name!r}: create_plugin_engine() returned {plugin!r}")
         plugin.device_name = name
+        plugin._attach(self)
         self._plugins[name] = plugin
         log.debug("loaded plugin %s (version %s)", name, plugin.version)
         return plugin
@@ -237,10 +238,20 @@ class Core:
         plugin = self._plugin(name.device)
         props = dict(properties or {})
         if name.virtual:
+            self._check_targets(name)
             props["MULTI_DEVICE_PRIORITIES"] = ",".join(str(t) for t in name.targets)
         elif name.device_id is not None:
+            plugin._check_device_id(name.device_id)
             props["DEVICE_ID"] = name.device_id
         return name, plugin, props
+
+    def _check_targets(self, name: DeviceName) -> None:
+        """Every device a virtual device names must exist, with the id it names."""
+        for target in name.targets:
+            inner = parse_device_name(target.name)
+            plugin = self._plugin(inner.device)
+            if inner.device_id is not None:
+                plugin._check_device_id(inner.device_id)
 
     def _actor(self, name: DeviceName, plugin: Plugin) -> tuple[Actor, ThreadExecutor]:
         key = str(name)
@@ -259,8 +270,6 @@ class Core:
                 raise PropertyError("name the property to read")
             return self._properties.get(device)
         dev, plugin, _ = self._resolve(device, None)
-        if dev.virtual and name not in plugin.properties.specs:
-            raise PropertyError(f"cannot read {name} of the virtual device list {device!r}")
         if dev.device_id is not None:
             plugin._check_device_id(dev.device_id)
         return plugin.get_property(name)
@@ -268,15 +277,13 @@ class Core:
     def set_property(
         self, device_or_properties: str | Mapping[str, Any], properties: Mapping[str, Any] | None = None
     ) -> None:
-        """``set_property({"CACHE_DIR": d})`` for the Core, ``set_property("CPU", {...})`` for a device."""
+        """``set_property({"CACHE_DIR": d})`` for the Core, ``set_property("CPU", {...})`` for a device.
+
+        A virtual device list (``"MULTI:CPU,TEMPLATE"``) sets the virtual device's properties.
+        """
         if isinstance(device_or_properties, Mapping):
             self._properties.set(device_or_properties)
             return
-        if parse_device_name(device_or_properties).virtual:
-            raise PropertyError(
-                f"cannot set properties on the device list {device_or_properties!r}; "
-                "pass them to compile_model"
-            )
         dev, plugin, _ = self._resolve(device_or_properties, None)
         props = dict(properties or {})
         if dev.device_id is not None:
@@ -328,7 +335,9 @@ class Core:
         ir = model if isinstance(model, Model) else await thread.run(read_model, model)
         if cache_dir and "EXPORT_IMPORT" in plugin.get_property("OPTIMIZATION_CAPABILITIES"):
             return await self._compile_cached(actor, thread, plugin, ir, props, str(cache_dir))
-        return await actor.call(thread.run, plugin.compile_model, ir, props)
+        if cache_dir and name.virtual:
+            props["CACHE_DIR"] = cache_dir  # the devices it drives cache their parts
+        return await actor.call(plugin.compile_model_async, ir, props, thread.run)
 
     async def _compile_cached(
         self,
@@ -350,14 +359,16 @@ class Core:
             if blob is not None:
                 try:
                     imported: CompiledModel = await actor.call(
-                        thread.run, plugin.import_model, blob, config, True
+                        plugin.import_model_async, blob, config, thread.run, True
                     )
                     log.debug("loaded %s from cache entry %s", model.name, key)
                     return imported
                 except ImportExportError as exc:
                     log.warning("cache entry %s is unusable (%s); compiling again", key, exc)
                     cache.remove(key)
-            compiled: CompiledModel = await actor.call(thread.run, plugin.compile_model, model, props)
+            compiled: CompiledModel = await actor.call(
+                plugin.compile_model_async, model, props, thread.run
+            )
             stream = io.BytesIO()
             try:
                 compiled.export_model(stream)
@@ -378,7 +389,9 @@ class Core:
         name, plugin, props = self._resolve(device, properties)
         data = stream if isinstance(stream, (bytes, bytearray)) else stream.read()
         actor, thread = self._actor(name, plugin)
-        imported: CompiledModel = await actor.call(thread.run, plugin.import_model, bytes(data), props)
+        imported: CompiledModel = await actor.call(
+            plugin.import_model_async, bytes(data), props, thread.run
+        )
         return imported
 
     def __repr__(self) -> str:

@@ -3,6 +3,8 @@
 * :class:`LoopExecutor` runs a stage inline on the event loop: no hop, for light work.
 * :class:`ThreadExecutor` runs stages on its own worker threads (a "stream" each) and hands
   results back to the loop. Threads start on first use and stop in :meth:`ThreadExecutor.close`.
+* :class:`CoroutineExecutor` awaits coroutine stages on the loop: the stages of virtual devices,
+  which await the requests of the devices they drive.
 
 ``await executor.run(fn, *args, token=token)`` returns ``fn(*args)``. If the awaiting task is
 cancelled, a job that has not started is dropped at once; a running job is asked to stop
@@ -27,6 +29,7 @@ from .errors import ClosedError, RequestCancelled
 
 __all__ = [
     "CancelToken",
+    "CoroutineExecutor",
     "Executor",
     "ExecutorStatistics",
     "LoopExecutor",
@@ -128,6 +131,35 @@ class LoopExecutor(Executor):
     def statistics(self) -> ExecutorStatistics:
         """Counts only stages run through :meth:`run` (pipelines call inline stages directly)."""
         return ExecutorStatistics(self.name, 0, 0, 0, self._completed)
+
+
+class CoroutineExecutor(Executor):
+    """Awaits coroutine stages on the event loop.
+
+    A stage run here is a coroutine function; it handles the request's :class:`CancelToken`
+    itself (typically by cancelling the requests it awaits). Cancelling the awaiting task
+    cancels the coroutine with it.
+    """
+
+    def __init__(self, name: str = "coroutine") -> None:
+        self.name = name
+        self._running = 0
+        self._completed = 0
+
+    async def run(
+        self, fn: Callable[..., Any], *args: Any, token: CancelToken | None = None
+    ) -> Any:
+        if token is not None and token.cancelled:
+            raise RequestCancelled("request was cancelled")
+        self._running += 1
+        try:
+            return await fn(*args)
+        finally:
+            self._running -= 1
+            self._completed += 1
+
+    def statistics(self) -> ExecutorStatistics:
+        return ExecutorStatistics(self.name, 0, 0, self._running, self._completed)
 
 
 _PENDING, _RUNNING, _DONE, _DROPPED = range(4)

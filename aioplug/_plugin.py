@@ -12,26 +12,33 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ._blob import read_blob
 from ._remote import RemoteContext
-from .errors import DeviceNotFound, ImportExportError, PropertyError, UnsupportedOp
+from .errors import DeviceError, DeviceNotFound, ImportExportError, PropertyError, UnsupportedOp
 from .model import Model, Node, read_model
 from .properties import PropertySet, PropertySpec, well_known
 
 if TYPE_CHECKING:
     from ._compiled_model import CompiledModel
+    from ._core import Core
 
 __all__ = ["Plugin"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RunBlocking = Callable[..., Awaitable[Any]]
+"""``await run_blocking(fn, *args)``: runs ``fn`` on the device actor's worker thread."""
 
 COMPILE_TIME_KEYS = frozenset(
     {
         "PERFORMANCE_HINT", "PERFORMANCE_HINT_NUM_REQUESTS", "EXECUTION_MODE_HINT",
         "INFERENCE_PRECISION_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "PERF_COUNT",
         "DEVICE_ID", "VARIABLE_STATES", "MAX_QUEUED_REQUESTS", "COMPUTE_EXECUTOR",
+        "TEST_UNSUPPORTED_OPS",
     }
 )
 """Plugin properties that a compiled model takes over as its configuration."""
@@ -52,6 +59,19 @@ class Plugin:
         )
         self._context: RemoteContext | None = None
         self._compiled: weakref.WeakSet[CompiledModel] = weakref.WeakSet()
+        self._core: weakref.ref[Core] | None = None
+
+    # -- the Core ------------------------------------------------------------------------
+    def _attach(self, core: Core) -> None:
+        self._core = weakref.ref(core)
+
+    @property
+    def core(self) -> Core:
+        """The Core that loaded this plugin (virtual devices compile through it)."""
+        core = self._core() if self._core is not None else None
+        if core is None:
+            raise DeviceError(f"plugin {self.device_name} is not attached to an open Core")
+        return core
 
     # -- properties ----------------------------------------------------------------------
     def _property_specs(self) -> list[PropertySpec]:
@@ -62,7 +82,7 @@ class Plugin:
             "DEVICE_ARCHITECTURE", "DEVICE_TYPE", "CACHING_PROPERTIES", "PERFORMANCE_HINT",
             "PERFORMANCE_HINT_NUM_REQUESTS", "EXECUTION_MODE_HINT", "INFERENCE_PRECISION_HINT",
             "NUM_STREAMS", "INFERENCE_NUM_THREADS", "PERF_COUNT", "DEVICE_ID",
-            "VARIABLE_STATES", "MAX_QUEUED_REQUESTS", "COMPUTE_EXECUTOR",
+            "VARIABLE_STATES", "MAX_QUEUED_REQUESTS", "COMPUTE_EXECUTOR", "TEST_UNSUPPORTED_OPS",
         )
 
     def _readonly_values(self) -> dict[str, Any]:
@@ -134,6 +154,29 @@ class Plugin:
         self._compiled.add(compiled)
         return compiled
 
+    async def compile_model_async(
+        self, model: Model, properties: Mapping[str, Any], run_blocking: RunBlocking
+    ) -> CompiledModel:
+        """How the Core compiles: :meth:`compile_model` on the device's worker thread.
+
+        Virtual devices override it to await the Core's compilation on the devices they drive.
+        """
+        compiled: CompiledModel = await run_blocking(self.compile_model, model, properties)
+        return compiled
+
+    async def import_model_async(
+        self,
+        stream: BinaryIO | bytes,
+        properties: Mapping[str, Any],
+        run_blocking: RunBlocking,
+        from_cache: bool = False,
+    ) -> CompiledModel:
+        """How the Core imports: :meth:`import_model` on the device's worker thread."""
+        imported: CompiledModel = await run_blocking(
+            self.import_model, stream, properties, from_cache
+        )
+        return imported
+
     def import_model(
         self, stream: BinaryIO | bytes, properties: Mapping[str, Any], from_cache: bool = False
     ) -> CompiledModel:
@@ -164,15 +207,20 @@ class Plugin:
         return {
             node.name: device
             for node in model.nodes
-            if self._is_node_supported(node, model.opsets.get(node.domain, 1), config)
+            if self._supports(node, model.opsets.get(node.domain, 1), config)
         }
+
+    def _supports(self, node: Node, opset: int, config: Mapping[str, Any]) -> bool:
+        if node.op_type in config.get("TEST_UNSUPPORTED_OPS", ()):
+            return False
+        return self._is_node_supported(node, opset, config)
 
     def check_supported(self, model: Model, config: Mapping[str, Any]) -> None:
         """Raises UnsupportedOp naming each op (with its opset) the device cannot run."""
         missing: dict[tuple[str, str, int], None] = {}
         for node in model.nodes:
             opset = model.opsets.get(node.domain, 1)
-            if not self._is_node_supported(node, opset, config):
+            if not self._supports(node, opset, config):
                 missing[(node.domain or "ai.onnx", node.op_type, opset)] = None
         if missing:
             ops = ", ".join(f"{d}::{op} (opset {v})" for d, op, v in missing)

@@ -242,6 +242,10 @@ class SyncInferRequest:
             )
         )
 
+    def extend_profiling(self, records: Sequence[ProfilingInfo]) -> None:
+        """Adds records of another request (a virtual device's sub-request) to the current run."""
+        self._node_records.extend(records)
+
     @property
     def profiling_enabled(self) -> bool:
         """True when the device should record per-node profiling."""
@@ -295,6 +299,16 @@ class SyncInferRequest:
             self._cpu_compute = time.thread_time() - cpu
         else:
             raw = self._infer(self._feed, self.token)
+        self._store_raw(raw, start)
+
+    async def compute_async(self) -> None:
+        """Awaits the device's :meth:`_infer_async` on the gathered inputs (virtual devices)."""
+        start = time.perf_counter()
+        self._cpu_compute = 0.0
+        raw = await self._infer_async(self._feed, self.token)
+        self._store_raw(raw, start)
+
+    def _store_raw(self, raw: Sequence[Any], start: float) -> None:
         if len(raw) != len(self._compiled._graph_outputs):
             raise InferError(
                 f"{self._device} returned {len(raw)} outputs; the model has "
@@ -390,6 +404,13 @@ class SyncInferRequest:
     def _infer(self, feed: dict[str, Any], token: CancelToken) -> Sequence[Any]:
         """Computes the graph outputs, in order, from ``feed`` (by graph input name)."""
         raise NotImplementedError
+
+    async def _infer_async(self, feed: dict[str, Any], token: CancelToken) -> Sequence[Any]:
+        """Like :meth:`_infer`, awaited on the loop: virtual devices await other devices here.
+
+        The device handles ``token`` itself (cancelling the requests it awaits).
+        """
+        raise NotImplementedError(f"{self._device} computes through _infer, not _infer_async")
 
     def _read_remote(self, tensor: RemoteTensor) -> np.ndarray:
         """Returns the device memory of an input remote tensor (no copy)."""

@@ -4,7 +4,9 @@ A device is a module exporting ``create_plugin_engine() -> Plugin``, registered 
 ``aioplug.devices`` entry-point group. It subclasses :class:`Plugin`, :class:`CompiledModel`
 and :class:`SyncInferRequest` (and optionally :class:`AsyncInferRequest`,
 :class:`RemoteContext`, :class:`RemoteTensor`), filling their small ``_holes``. See the
-TEMPLATE device (``aioplug_template``) for a complete example.
+TEMPLATE device (``aioplug_template``) for a complete example. Virtual devices (AUTO, MULTI,
+HETERO, BATCH) subclass :class:`VirtualPlugin`, :class:`VirtualCompiledModel` and
+:class:`VirtualSyncInferRequest` and drive other devices through :attr:`Plugin.core`.
 """
 
 from __future__ import annotations
@@ -14,25 +16,38 @@ from ._async_request import AsyncInferRequest, RequestState, Stage
 from ._compiled_model import CompiledModel
 from ._executors import (
     CancelToken,
+    CoroutineExecutor,
     Executor,
     ExecutorStatistics,
     LoopExecutor,
     ThreadExecutor,
 )
+from ._naming import DeviceName, DeviceTarget, parse_device_name
 from ._plugin import Plugin
 from ._profiling import ProfilingInfo, ProfilingStatus
 from ._remote import HostMemoryRemoteTensor, RemoteContext, RemoteTensor
 from ._state import VariableState
+from ._results import InferResults
 from ._sync_request import SyncInferRequest, check_tensor
+from ._virtual import (
+    VirtualCompiledModel,
+    VirtualPlugin,
+    VirtualSyncInferRequest,
+    part_records,
+)
 from .errors import (
     AioplugError,
+    ClosedError,
     DeviceError,
+    DeviceNameError,
+    DeviceNotFound,
     ImportExportError,
     InferError,
     InputError,
     ModelError,
     PropertyError,
     RemoteTensorError,
+    RequestBusy,
     RequestCancelled,
     UnsupportedOp,
 )
@@ -45,13 +60,20 @@ __all__ = [
     "AioplugError",
     "AsyncInferRequest",
     "CancelToken",
+    "ClosedError",
     "CompiledModel",
+    "CoroutineExecutor",
     "DeviceError",
+    "DeviceName",
+    "DeviceNameError",
+    "DeviceNotFound",
+    "DeviceTarget",
     "Executor",
     "ExecutorStatistics",
     "HostMemoryRemoteTensor",
     "ImportExportError",
     "InferError",
+    "InferResults",
     "InputError",
     "LoopExecutor",
     "Model",
@@ -68,6 +90,7 @@ __all__ = [
     "RemoteContext",
     "RemoteTensor",
     "RemoteTensorError",
+    "RequestBusy",
     "RequestCancelled",
     "RequestState",
     "Stage",
@@ -75,7 +98,12 @@ __all__ = [
     "ThreadExecutor",
     "UnsupportedOp",
     "VariableState",
+    "VirtualCompiledModel",
+    "VirtualPlugin",
+    "VirtualSyncInferRequest",
     "check_tensor",
+    "parse_device_name",
+    "part_records",
     "read_model",
     "well_known",
 ]

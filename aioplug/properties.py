@@ -141,6 +141,16 @@ def _str(value: Any) -> str:
     return value
 
 
+def _op_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in (p.strip() for p in value.split(",")) if v]
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+        isinstance(v, str) and v for v in value
+    ):
+        raise ValueError(f"expected op types as a list or 'Relu,Add' string, got {value!r}")
+    return tuple(sorted(set(value)))
+
+
 def _path_or_empty(value: Any) -> str:
     import os
 
@@ -205,6 +215,22 @@ _WELL_KNOWN: dict[str, PropertySpec] = {
         PropertySpec(
             "MAX_QUEUED_REQUESTS", RW, 4096, as_int, minimum=0,
             doc="Callers that may wait for a free request before QueueFull.",
+        ),
+        PropertySpec(
+            "MULTI_DEVICE_PRIORITIES", RW, "", lambda v: _str(v).replace(" ", ""),
+            doc="The devices a virtual device drives, in priority order: 'CPU,TEMPLATE'.",
+        ),
+        PropertySpec(
+            "AUTO_BATCH_TIMEOUT", RW, 10, as_int, minimum=0,
+            doc="BATCH: milliseconds a partial batch waits for more requests.",
+        ),
+        PropertySpec(
+            "ENABLE_RUNTIME_FALLBACK", RW, True, as_bool,
+            doc="AUTO: re-run a request that fails with a device error on the next device.",
+        ),
+        PropertySpec(
+            "TEST_UNSUPPORTED_OPS", RW, (), _op_list,
+            doc="For tests of virtual devices: op types this device pretends it cannot run.",
         ),
         PropertySpec(
             "COMPUTE_EXECUTOR", RW, "AUTO", lambda v: _str(v).upper(),

@@ -1,7 +1,9 @@
 """The shipped conformance suite (aioplug.testing.conformance), run for every registered device.
 
-Devices come from the ``aioplug.devices`` entry points, so a device added there is checked
-automatically; every async check runs under asyncio and asyncio+uvloop (see conftest.py).
+Hardware devices come from the ``aioplug.devices`` entry points, so a device added there is
+checked automatically. Virtual devices run it in the configurations users name them in:
+``AUTO`` alone, ``MULTI:CPU,TEMPLATE``, ``HETERO:TEMPLATE,CPU`` and ``BATCH:CPU(4)``. Every
+async check runs under asyncio and asyncio+uvloop (see conftest.py).
 """
 
 from __future__ import annotations
@@ -9,11 +11,28 @@ from __future__ import annotations
 import pytest
 
 import aioplug
+from aioplug.plugin import VirtualPlugin
 from aioplug.testing.conformance import *  # noqa: F401,F403
 
-DEVICES = aioplug.Core().registered_devices
+VIRTUAL_CONFIGURATIONS = {
+    "AUTO": "AUTO",
+    "MULTI": "MULTI:CPU,TEMPLATE",
+    "HETERO": "HETERO:TEMPLATE,CPU",
+    "BATCH": "BATCH:CPU(4)",
+}
 
 
-@pytest.fixture(params=DEVICES)
+def _devices() -> list[str]:
+    core = aioplug.Core()
+    devices = []
+    for name in core.registered_devices:
+        if isinstance(core.get_plugin(name), VirtualPlugin):
+            devices.append(VIRTUAL_CONFIGURATIONS.get(name, name))
+        else:
+            devices.append(name)
+    return devices
+
+
+@pytest.fixture(params=_devices())
 def conformance_device(request: pytest.FixtureRequest) -> str:
     return str(request.param)

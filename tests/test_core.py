@@ -150,8 +150,12 @@ def test_device_and_core_properties() -> None:
     assert core.get_property("CACHE_DIR") == "/tmp/x"
     with pytest.raises(PropertyError):
         core.set_property({"NOT_A_CORE_KEY": 1})
-    with pytest.raises(PropertyError, match="device list"):
-        core.set_property("AUTO:TEMPLATE", {"PERF_COUNT": True})
+    # a device list sets the virtual device's own properties
+    core.set_property("AUTO:TEMPLATE", {"PERF_COUNT": True})
+    assert core.get_property("AUTO", "PERF_COUNT") is True
+    assert core.get_property("TEMPLATE", "PERF_COUNT") is False
+    with pytest.raises(DeviceNotFound):
+        core.set_property("AUTO:NO_SUCH_DEVICE", {"PERF_COUNT": True})
 
 
 def test_query_model_maps_supported_nodes_to_the_device() -> None:

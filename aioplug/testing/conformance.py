@@ -55,6 +55,7 @@ from aioplug import (
     RequestCancelled,
     RequestState,
 )
+from aioplug.plugin import parse_device_name
 from aioplug.testing.models import (
     accumulator_model,
     add_model,
@@ -76,6 +77,9 @@ SLOW_SHAPE = (256, 256)
 SMALL_MATMUL = 64
 """Matrix size for matmul_chain_model: at 64 a BLAS call stays single-threaded (a multi-threaded
 BLAS on a busy 2-core machine makes run times swing tenfold)."""
+
+VIRTUAL_DEVICES = frozenset({"AUTO", "MULTI", "HETERO", "BATCH"})
+"""Names of the bundled virtual devices (they drive other devices and have no ids)."""
 
 _RTOL, _ATOL = 1e-5, 1e-6
 _SLOW_RTOL, _SLOW_ATOL = 1e-4, 1e-5  # a long chain accumulates rounding
@@ -111,6 +115,32 @@ async def _compile(
     core: aioplug.Core, model: onnx.ModelProto, device: str, config: Mapping[str, Any] | None = None
 ) -> aioplug.CompiledModel:
     return await core.compile_model(model, device, dict(config or {}))
+
+
+def _is_virtual(device: str) -> bool:
+    """True for a virtual device: a list such as ``MULTI:CPU,TEMPLATE``, or ``AUTO`` alone."""
+    return parse_device_name(device).virtual or device in VIRTUAL_DEVICES
+
+
+def _with_device_id(device: str, device_id: str) -> str:
+    """``CPU`` -> ``CPU.7``; a virtual list gets the id on each device it names."""
+    name = parse_device_name(device)
+    if not name.virtual:
+        return f"{device}.{device_id}"
+    targets = []
+    for t in name.targets:
+        count = f"({t.count})" if t.count is not None else ""
+        targets.append(f"{'-' if t.excluded else ''}{t.name}.{device_id}{count}")
+    return f"{name.device}:{','.join(targets)}"
+
+
+def _real_devices(core: aioplug.Core, device: str) -> set[str]:
+    """The hardware devices ``device`` may run on (itself, for a hardware device)."""
+    name = parse_device_name(device)
+    if not _is_virtual(device):
+        return {name.device}
+    listed = {t.name.split(".")[0] for t in name.targets if not t.excluded}
+    return listed or {d.split(".")[0] for d in core.available_devices}
 
 
 def _can_export(core: aioplug.Core, device: str) -> bool:
@@ -1216,15 +1246,30 @@ async def test_bad_property_value_raises(
 
 
 @pytest.mark.anyio
-async def test_compiled_model_property_defaults(compiled_add: aioplug.CompiledModel) -> None:
+async def test_compiled_model_property_defaults(
+    compiled_add: aioplug.CompiledModel, conformance_device: str
+) -> None:
     assert compiled_add.get_property("PERF_COUNT") is False
     assert compiled_add.get_property("LOADED_FROM_CACHE") is False
-    assert compiled_add.get_property("DEVICE_ID") == "0"
+    if not _is_virtual(conformance_device):
+        assert compiled_add.get_property("DEVICE_ID") == "0"
 
 
 @pytest.mark.anyio
-async def test_execution_devices(compiled_add: aioplug.CompiledModel, conformance_device: str) -> None:
-    assert compiled_add.get_property("EXECUTION_DEVICES") == [f"{conformance_device}.0"]
+async def test_execution_devices(
+    core: aioplug.Core, compiled_add: aioplug.CompiledModel, conformance_device: str
+) -> None:
+    devices = compiled_add.get_property("EXECUTION_DEVICES")
+    if not _is_virtual(conformance_device):
+        assert devices == [f"{conformance_device}.0"]
+        return
+    # a virtual device reports the hardware devices it runs on, each with its id
+    assert devices, "EXECUTION_DEVICES is empty"
+    allowed = _real_devices(core, conformance_device)
+    for device in devices:
+        name = parse_device_name(device)
+        assert not name.virtual and name.device_id is not None, devices
+        assert name.device in allowed, f"{device} is not among {sorted(allowed)}"
 
 
 @pytest.mark.anyio
@@ -1238,7 +1283,7 @@ async def test_optimal_number_of_infer_requests(compiled_add: aioplug.CompiledMo
 async def test_unknown_device_id_raises_device_not_found(
     core: aioplug.Core, conformance_device: str
 ) -> None:
-    name = f"{conformance_device}.110"
+    name = _with_device_id(conformance_device, "110")
     with pytest.raises(DeviceNotFound):
         await _compile(core, add_model(), name)
     with pytest.raises(DeviceNotFound):
@@ -1249,10 +1294,17 @@ async def test_unknown_device_id_raises_device_not_found(
 
 @pytest.mark.anyio
 async def test_explicit_device_id_zero(core: aioplug.Core, conformance_device: str) -> None:
-    name = f"{conformance_device}.0"
+    virtual = _is_virtual(conformance_device)
+    if virtual and not parse_device_name(conformance_device).targets:
+        pytest.skip(f"{conformance_device} names no device, so there is no id to give")
+    name = _with_device_id(conformance_device, "0")
     compiled = await _compile(core, add_model(), name)
-    assert compiled.get_property("EXECUTION_DEVICES") == [name]
-    assert compiled.get_property("DEVICE_ID") == "0"
+    if virtual:
+        named = {t.name for t in parse_device_name(name).targets}
+        assert set(compiled.get_property("EXECUTION_DEVICES")) <= named
+    else:
+        assert compiled.get_property("EXECUTION_DEVICES") == [name]
+        assert compiled.get_property("DEVICE_ID") == "0"
     assert core.get_property(name, "FULL_DEVICE_NAME") == core.get_property(
         conformance_device, "FULL_DEVICE_NAME"
     )
@@ -1265,14 +1317,21 @@ async def test_query_model_covers_every_node(core: aioplug.Core, conformance_dev
     model = small_cnn_model()
     placement = core.query_model(model, conformance_device)
     assert set(placement) == {node.name for node in model.graph.node}
-    assert all(dev.split(".")[0] == conformance_device for dev in placement.values()), placement
+    if _is_virtual(conformance_device):
+        # each node goes to a device the virtual device drives, or to the virtual device
+        allowed = _real_devices(core, conformance_device) | {
+            parse_device_name(conformance_device).device
+        }
+    else:
+        allowed = {conformance_device}
+    assert all(dev.split(".")[0] in allowed for dev in placement.values()), placement
 
 
 @pytest.mark.anyio
 async def test_malformed_device_id_raises_device_name_error(
     core: aioplug.Core, conformance_device: str
 ) -> None:
-    name = f"{conformance_device}.l0"
+    name = _with_device_id(conformance_device, "l0")
     with pytest.raises(DeviceNameError):
         await _compile(core, add_model(), name)
     with pytest.raises(DeviceNameError):
