@@ -286,9 +286,22 @@ class VirtualSyncInferRequest(SyncInferRequest):
             self.extend_profiling(part_records(request.get_profiling_info(), label))
         return results
 
-    def run_part_sync(self, request: SyncInferRequest, inputs: Any, label: str = "") -> InferResults:
-        """Runs a part's synchronous request on the calling thread (the sync path)."""
-        results = request.infer(inputs)
+    def run_part_sync(
+        self, request: SyncInferRequest, inputs: Any, token: CancelToken, label: str = ""
+    ) -> InferResults:
+        """Runs a part's synchronous request on the calling thread (the sync path), under this
+        request's ``token``, so cancelling this request stops the part at its next node."""
+        token.raise_if_cancelled()
+        request.set_inputs(inputs)
+        request.token = token
+        try:
+            request.preprocess()
+            request.compute()
+            request.postprocess()
+        finally:
+            request.token = CancelToken()
+        results = request.results
+        assert results is not None
         if self.profiling_enabled:
             self.extend_profiling(part_records(request.get_profiling_info(), label))
         return results

@@ -26,10 +26,11 @@ def _devices() -> list[str]:
     core = aioplug.Core()
     devices = []
     for name in core.registered_devices:
-        if isinstance(core.get_plugin(name), VirtualPlugin):
-            devices.append(VIRTUAL_CONFIGURATIONS.get(name, name))
-        else:
-            devices.append(name)
+        try:
+            virtual = isinstance(core.get_plugin(name), VirtualPlugin)
+        except aioplug.AioplugError:  # a plugin that fails to load fails its checks, visibly
+            virtual = name in VIRTUAL_CONFIGURATIONS
+        devices.append(VIRTUAL_CONFIGURATIONS.get(name, name) if virtual else name)
     return devices
 
 

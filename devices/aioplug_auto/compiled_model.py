@@ -1,0 +1,139 @@
+"""AUTO's and MULTI's compiled models.
+
+:class:`AutoCompiledModel` runs on the chosen device and keeps the other capable candidates for
+runtime fallback, compiling one the first time a request needs it. :class:`MultiCompiledModel`
+holds one compiled model per device and a shared :class:`~.workers.WorkerPool` of their requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from aioplug.plugin import (
+    CompiledModel,
+    DeviceTarget,
+    Model,
+    Plugin,
+    SyncInferRequest,
+    VirtualCompiledModel,
+    VirtualPlugin,
+    parse_device_name,
+)
+
+from .infer_request import AutoInferRequest, MultiInferRequest
+from .workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+class AutoCompiledModel(VirtualCompiledModel):
+    """The model compiled on AUTO's choice, with the next candidates for runtime fallback."""
+
+    def __init__(
+        self,
+        plugin: VirtualPlugin,
+        model: Model,
+        config: Mapping[str, Any],
+        chosen: CompiledModel,
+        fallbacks: Sequence[tuple[DeviceTarget, dict[str, Any]]],
+    ) -> None:
+        super().__init__(
+            plugin, model, config, [chosen],
+            optimal_requests=int(chosen.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")),
+        )
+        self._candidates: list[tuple[DeviceTarget, dict[str, Any]]] = list(fallbacks)
+        self._models: list[CompiledModel | None] = [chosen] + [None] * len(self._candidates)
+        self._auto = plugin
+        self._compile_lock = anyio.Lock()
+        self._sync_lock = threading.Lock()
+        self.fallback_enabled = bool(self._config.get("ENABLE_RUNTIME_FALLBACK", True))
+
+    @property
+    def chosen(self) -> CompiledModel:
+        """The compiled model on the device AUTO chose."""
+        return self.parts[0]
+
+    def _execution_devices(self) -> list[str]:
+        return list(self.chosen.get_property("EXECUTION_DEVICES"))
+
+    @property
+    def candidates(self) -> int:
+        """How many devices a request may run on: the choice and its fallbacks."""
+        return len(self._models) if self.fallback_enabled else 1
+
+    def compiled_candidate(self, index: int) -> CompiledModel | None:
+        """The compiled model of candidate ``index`` (0: the choice), if compiled yet."""
+        return self._models[index]
+
+    async def candidate(self, index: int) -> CompiledModel:
+        """The compiled model of candidate ``index``, compiling a fallback on first need."""
+        compiled = self._models[index]
+        if compiled is not None:
+            return compiled
+        async with self._compile_lock:
+            compiled = self._models[index]
+            if compiled is None:
+                self._check_open()
+                target, props = self._candidates[index - 1]
+                log.info("AUTO: compiling %s on fallback device %s", self.model.name, target.name)
+                compiled = await self._auto.compile_on(self.model, target, props)
+                self._models[index] = compiled
+            return compiled
+
+    def candidate_sync(self, index: int) -> CompiledModel:
+        """Like :meth:`candidate`, for the synchronous path: compiles on the calling thread."""
+        compiled = self._models[index]
+        if compiled is not None:
+            return compiled
+        with self._sync_lock:
+            compiled = self._models[index]
+            if compiled is None:
+                target, props = self._candidates[index - 1]
+                name = parse_device_name(target.name)
+                if name.device_id is not None:
+                    props = {**props, "DEVICE_ID": name.device_id}
+                device = self._auto.core.get_plugin(name.device)
+                compiled = device.compile_model(self.model, props)
+                self._models[index] = compiled
+            return compiled
+
+    def candidate_name(self, index: int) -> str:
+        if index == 0:
+            return ",".join(self.chosen.get_property("EXECUTION_DEVICES"))
+        return self._candidates[index - 1][0].name
+
+    def _create_sync_infer_request(self) -> SyncInferRequest:
+        return AutoInferRequest(self)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        await super().aclose()
+        for compiled in self._models[1:]:
+            if compiled is not None:
+                await compiled.aclose()
+
+
+class MultiCompiledModel(VirtualCompiledModel):
+    """One compiled model per device; requests go to whichever device frees one first."""
+
+    def __init__(
+        self, plugin: Plugin, model: Model, config: Mapping[str, Any], parts: Sequence[CompiledModel]
+    ) -> None:
+        workers = WorkerPool(parts)
+        super().__init__(plugin, model, config, parts, optimal_requests=workers.size)
+        self.workers = workers
+
+    def _create_sync_infer_request(self) -> SyncInferRequest:
+        return MultiInferRequest(self)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.workers.close()
+        await super().aclose()
