@@ -17,6 +17,7 @@ import numpy as np
 
 from ._core import Core
 from ._table import format_table
+from ._virtual import VirtualPlugin
 from .errors import AioplugError, InputError
 from .model import Model
 
@@ -39,10 +40,13 @@ def _devices(args: argparse.Namespace) -> int:
             plugin = core.get_plugin(name)
             caps = ", ".join(plugin.get_property("OPTIMIZATION_CAPABILITIES"))
             ids = ", ".join(str(i) for i in plugin.get_property("AVAILABLE_DEVICES"))
+            if isinstance(plugin, VirtualPlugin):
+                ids = "virtual"
             rows.append([name, plugin.get_property("FULL_DEVICE_NAME"), ids, caps, plugin.version])
         except AioplugError as exc:
             rows.append([name, f"unavailable: {exc}", "", "", ""])
     print(format_table(["device", "full name", "ids", "capabilities", "version"], rows))
+    print(f"default device: {core.default_device}")
     return 0
 
 

@@ -47,7 +47,7 @@ data_family.finalize()
 MATH_OPS = frozenset(
     """Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
     BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor Ceil Celu Clip Conv ConvInteger
-    ConvTranspose Cos Cosh CumSum DeformConv Div Dropout Einsum Elu Equal Erf Exp Floor Gelu Gemm
+    ConvTranspose Cos Cosh CumProd CumSum DeformConv Div Dropout Einsum Elu Equal Erf Exp Floor Gelu Gemm
     GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GroupNormalization
     HardSigmoid HardSwish Hardmax InstanceNormalization IsInf IsNaN LRN LayerNormalization LeakyRelu
     Less LessOrEqual Log LogSoftmax LpNormalization LpPool MatMul MatMulInteger Max MaxPool

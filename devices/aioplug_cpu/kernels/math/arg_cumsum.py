@@ -1,9 +1,10 @@
-"""ArgMax, ArgMin and CumSum.
+"""ArgMax, ArgMin, CumSum and CumProd.
 
 ArgMax/ArgMin give int64 indices along ``axis`` (default 0), the first extreme unless
 ``select_last_index=1`` (opset 12+), keeping the axis when ``keepdims=1`` (the default).
-CumSum sums along the axis given as a scalar input; ``exclusive=1`` leaves out the element
-itself and ``reverse=1`` runs from the end.
+CumSum sums (CumProd multiplies) along the axis given as a scalar input; ``exclusive=1``
+leaves out the element itself (starting from 0, or 1 for the product) and ``reverse=1`` runs
+from the end.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ def _argmin(node: KernelNode) -> Kernel:
     return _arg(node, np.argmin)
 
 
-def _cumsum(x: Array, axis: int, exclusive: bool, reverse: bool) -> Array:
+def _cumulate(
+    x: Array, axis: int, exclusive: bool, reverse: bool, product: bool = False
+) -> Array:
     if reverse:
         x = np.flip(x, axis)
     acc = np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
-    y = np.cumsum(x, axis=axis, dtype=acc)
+    y = (np.cumprod if product else np.cumsum)(x, axis=axis, dtype=acc)
     if exclusive:
-        shifted = np.zeros_like(y)
+        shifted = np.ones_like(y) if product else np.zeros_like(y)
         src = [slice(None)] * y.ndim
         dst = [slice(None)] * y.ndim
         src[axis] = slice(0, -1)
@@ -65,8 +68,7 @@ def _cumsum(x: Array, axis: int, exclusive: bool, reverse: bool) -> Array:
     return y.astype(x.dtype, copy=False)
 
 
-@versions("CumSum", 11, 14)
-def _cumsum_k(node: KernelNode) -> Kernel:
+def _cumulative(node: KernelNode, product: bool) -> Kernel:
     exclusive = bool(int_attr(node, "exclusive", 0))
     reverse = bool(int_attr(node, "reverse", 0))
     axis_c = const_input(node, 1)
@@ -74,6 +76,16 @@ def _cumsum_k(node: KernelNode) -> Kernel:
 
     def run(x: Array, axis: Array) -> tuple[Array]:
         a = fixed if fixed is not None else int(np.asarray(axis).reshape(-1)[0])
-        return (_cumsum(x, norm_axis(a, x.ndim), exclusive, reverse),)
+        return (_cumulate(x, norm_axis(a, x.ndim), exclusive, reverse, product),)
 
     return as_kernel(run)
+
+
+@versions("CumSum", 11, 14)
+def _cumsum_k(node: KernelNode) -> Kernel:
+    return _cumulative(node, product=False)
+
+
+@versions("CumProd", 26)
+def _cumprod_k(node: KernelNode) -> Kernel:
+    return _cumulative(node, product=True)

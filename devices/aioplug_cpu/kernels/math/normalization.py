@@ -1,5 +1,5 @@
 """Normalisation kernels: BatchNormalization, InstanceNormalization, LayerNormalization,
-GroupNormalization, LpNormalization, MeanVarianceNormalization.
+RMSNormalization, GroupNormalization, LpNormalization, MeanVarianceNormalization, LRN.
 
 All compute ``(x - mean) / sqrt(var + epsilon) * scale + bias`` over their own axes with the
 population variance; float16/bfloat16 compute in float32 and come back in their own type.
@@ -164,6 +164,55 @@ def _layer_norm(node: KernelNode) -> Kernel:
             mean.reshape(stats_shape).astype(stash, copy=False),
             inv_std.reshape(stats_shape).astype(stash, copy=False),
         )
+
+    return as_kernel(run)
+
+
+@versions("RMSNormalization", 23)
+def _rms_norm(node: KernelNode) -> Kernel:
+    """``x / sqrt(mean(x**2 over [axis, rank)) + epsilon) * scale``, computed in ``stash_type``."""
+    axis = int_attr(node, "axis", -1)
+    eps = float_attr(node, "epsilon", 1e-5)
+    stash = _STASH.get(int_attr(node, "stash_type", 1), np.dtype(np.float32))
+
+    def run(x: Array, scale: Array) -> tuple[Array]:
+        cdt = np.dtype(np.float64) if np.float64 in (x.dtype, stash) else np.dtype(np.float32)
+        ax = norm_axis(axis, x.ndim)
+        rows = int(np.prod(x.shape[:ax], dtype=np.int64))
+        cols = int(np.prod(x.shape[ax:], dtype=np.int64))
+        xr = x.astype(cdt, copy=False).reshape(rows, cols)
+        mean_sq = np.einsum("ij,ij->i", xr, xr)[:, None] / max(cols, 1)
+        y = xr * (1.0 / np.sqrt(mean_sq + eps))
+        y = y.reshape(x.shape) * scale.astype(cdt, copy=False)
+        return (y.astype(x.dtype, copy=False),)
+
+    return as_kernel(run)
+
+
+@versions("LRN", 1, 13)
+def _lrn(node: KernelNode) -> Kernel:
+    """Across channels: ``x / (bias + alpha / size * sum of squares in the window) ** beta``,
+    the window ``[c - (size - 1) // 2, c + ceil((size - 1) / 2)]``."""
+    size = int_attr(node, "size", 1)
+    alpha = float_attr(node, "alpha", 1e-4)
+    beta = float_attr(node, "beta", 0.75)
+    bias = float_attr(node, "bias", 1.0)
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+
+    def run(x: Array) -> tuple[Array]:
+        cdt = compute_dtype(x.dtype)
+        xc = x.astype(cdt, copy=False)
+        channels = x.shape[1]
+        sq = np.square(xc)
+        # window sums from a running sum along the channels, zero-padded at both ends
+        pad = [(0, 0)] * x.ndim
+        pad[1] = (before + 1, after)
+        running = np.cumsum(np.pad(sq, pad), axis=1)
+        hi = np.take(running, np.arange(size, size + channels), axis=1)
+        lo = np.take(running, np.arange(0, channels), axis=1)
+        window = hi - lo
+        y = xc / np.power(bias + (alpha / size) * window, beta)
+        return (y.astype(x.dtype, copy=False),)
 
     return as_kernel(run)
 
