@@ -71,6 +71,16 @@ class VirtualPlugin(Plugin):
             "RANGE_FOR_ASYNC_INFER_REQUESTS": lambda: (1, 64, 1),
         }
 
+    def compile_config(self, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """The hardware devices' compile configuration, plus this device's own keys (its device
+        list, batch timeout, fallback switch) as set on it, where ``properties`` leave them out."""
+        config = super().compile_config(properties)
+        values = self.properties.values()
+        for key in VIRTUAL_ONLY_KEYS:
+            if key in values and key not in config:
+                config[key] = values[key]
+        return config
+
     # -- targets -------------------------------------------------------------------------
     def targets(self, config: Mapping[str, Any]) -> list[DeviceTarget]:
         """The devices to drive, in priority order, from ``MULTI_DEVICE_PRIORITIES``.
