@@ -244,9 +244,18 @@ async def _still_running_after(task: asyncio.Future[Any], seconds: float) -> Non
 
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture
-async def core() -> AsyncIterator[aioplug.Core]:
+def conformance_properties() -> dict[str, dict[str, Any]]:
+    """``{device: properties}`` set on the Core before each check; override it to configure the
+    devices under test (e.g. to make TEMPLATE refuse ops, so HETERO really splits)."""
+    return {}
+
+
+@pytest.fixture
+async def core(conformance_properties: dict[str, dict[str, Any]]) -> AsyncIterator[aioplug.Core]:
     """An opened Core, closed after the test."""
     async with aioplug.Core() as opened:
+        for device, properties in conformance_properties.items():
+            opened.set_property(device, properties)
         yield opened
 
 
