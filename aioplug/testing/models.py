@@ -75,8 +75,11 @@ def dynamic_relu_model() -> onnx.ModelProto:
     return _model(graph)
 
 
-def matmul_chain_model(nodes: int = 64, size: int = 128, seed: int = 0) -> onnx.ModelProto:
-    """A chain of ``nodes`` MatMul+Tanh steps on (size, size): slow enough to cancel mid-run."""
+def matmul_chain_model(
+    nodes: int = 64, size: int = 128, seed: int = 0, batch_axis: bool = False
+) -> onnx.ModelProto:
+    """A chain of ``nodes`` MatMul+Tanh steps on (size, size), or (1, size, size) with
+    ``batch_axis``: slow enough to cancel mid-run."""
     rng = np.random.default_rng(seed)
     weight = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
     node_list = []
@@ -88,8 +91,8 @@ def matmul_chain_model(nodes: int = 64, size: int = 128, seed: int = 0) -> onnx.
     graph = helper.make_graph(
         node_list,
         "matmul_chain",
-        [_f32("x", [size, size])],
-        [_f32("y", [size, size])],
+        [_f32("x", [1, size, size] if batch_axis else [size, size])],
+        [_f32("y", [1, size, size] if batch_axis else [size, size])],
         [numpy_helper.from_array(weight, "w")],
     )
     return _model(graph)

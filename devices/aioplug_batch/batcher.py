@@ -11,11 +11,14 @@ future per request, one task per batch; no threads.
 A request abandoned before its batch starts (its task cancelled, its token cancelled, a
 deadline) leaves the queue and never runs. Once its batch started, its slice is discarded
 and the batch runs for the others; when no caller is left, the device request is cancelled.
+When a batch of several requests fails, each is re-run alone, so a bad request (an index out
+of range, say) fails only its own caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import copy
 import time
 from collections import deque
@@ -39,6 +42,8 @@ from aioplug.plugin import (
 
 __all__ = ["BatchStatistics", "Batcher"]
 
+log = logging.getLogger(__name__)
+
 _WAITING, _TAKEN, _GONE, _DONE = range(4)
 
 
@@ -58,6 +63,8 @@ class BatchStatistics:
     rows: int
     timed_out_batches: int
     failed_batches: int
+    isolated_requests: int
+    """Requests of failed batches re-run alone, so that only the requests at fault fail."""
     dropped: int
     discarded: int
     waiting: int
@@ -176,6 +183,7 @@ class Batcher:
         self._rows = 0
         self._timed_out = 0
         self._failed = 0
+        self._isolated = 0
         self._dropped = 0
         self._discarded = 0
         self._wait_total = 0.0
@@ -391,12 +399,36 @@ class Batcher:
         except Exception as exc:
             if batch.live and not self._closed:  # not a batch cancelled for want of callers
                 self._failed += 1
+                if len(entries) > 1 and not isinstance(exc, (ClosedError, RequestCancelled)):
+                    await self._isolate(batch, exc)
             self._fail(batch, exc, exc)
         finally:
             self._running.discard(batch)
             self._idle.append(request)
             if self._waiting and not self._closed:
                 self._pump()
+
+    async def _isolate(self, batch: _Batch, error: BaseException) -> None:
+        """After a batch of several requests failed, runs each still waiting alone, so one bad
+        request (an index out of range, say) fails only its own caller."""
+        log.info(
+            "%s: a batch of %d failed (%s); re-running its requests one by one",
+            self._device, len(batch.entries), error,
+        )
+        request = batch.request
+        for entry in batch.entries:
+            if entry.state != _TAKEN:
+                continue
+            self._isolated += 1
+            alone = _Batch([entry], request, batch.timed_out)
+            try:
+                results = await request.infer(entry.feed)
+                self._deliver(alone, results.to_tuple())
+            except asyncio.CancelledError:
+                self._fail(batch, ClosedError(f"the {self._device} compiled model was closed"), None)
+                raise
+            except Exception as exc:
+                self._fail(alone, exc, exc)
 
     def _device_records(self, request: AsyncInferRequest) -> list[ProfilingInfo]:
         try:
@@ -498,6 +530,7 @@ class Batcher:
             rows=self._rows,
             timed_out_batches=self._timed_out,
             failed_batches=self._failed,
+            isolated_requests=self._isolated,
             dropped=self._dropped,
             discarded=self._discarded,
             waiting=self._waiting,
