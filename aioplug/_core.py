@@ -27,6 +27,7 @@ from ._executors import ThreadExecutor
 from ._naming import DeviceName, parse_device_name
 from ._plugin import Plugin
 from ._remote import RemoteContext
+from ._virtual import VirtualPlugin
 from .errors import (
     AioplugError,
     ClosedError,
@@ -126,8 +127,10 @@ class Core:
         if self._closed:
             return
         self._closed = True
+        # virtual devices first: their requests drive the hardware devices' compiled models
+        plugins = sorted(self._plugins.values(), key=lambda p: not isinstance(p, VirtualPlugin))
         with anyio.CancelScope(shield=True):
-            for plugin in self._plugins.values():
+            for plugin in plugins:
                 for compiled in plugin.compiled_models:
                     await compiled.aclose()
             for actor in self._actors.values():
@@ -385,12 +388,24 @@ class Core:
         properties: Mapping[str, Any] | None = None,
     ) -> CompiledModel:
         """Imports a model exported by ``CompiledModel.export_model`` onto ``device``."""
+        data = stream if isinstance(stream, (bytes, bytearray)) else stream.read()
+        return await self._import_model(bytes(data), device, properties, from_cache=False)
+
+    async def _import_model(
+        self,
+        data: bytes,
+        device: str,
+        properties: Mapping[str, Any] | None,
+        *,
+        from_cache: bool,
+    ) -> CompiledModel:
+        """Imports on ``device``'s actor; virtual devices import their parts through it, saying
+        whether the whole came from the model cache."""
         self._check_open()
         name, plugin, props = self._resolve(device, properties)
-        data = stream if isinstance(stream, (bytes, bytearray)) else stream.read()
         actor, thread = self._actor(name, plugin)
         imported: CompiledModel = await actor.call(
-            plugin.import_model_async, bytes(data), props, thread.run
+            plugin.import_model_async, data, props, thread.run, from_cache
         )
         return imported
 

@@ -7,16 +7,28 @@ group, passing the same conformance suite), except that they compile nothing the
 in a :class:`VirtualCompiledModel`. Its requests are :class:`VirtualSyncInferRequest`\\ s whose
 compute stage is a coroutine awaiting the requests of those devices, so each part runs on its
 own device's executors and nothing blocks the loop.
+
+Export and import: a virtual compiled model that can be rebuilt writes, in its export blob,
+a bundle (:mod:`aioplug._bundle`) of a JSON manifest and the blobs its parts exported on their
+own devices; :meth:`VirtualPlugin.import_model_async` checks the blob's header and hands the
+bundle to the device's :meth:`VirtualPlugin._import_virtual`, which imports each part on its
+device through the Core (:meth:`VirtualPlugin.import_on`), never compiling. The model cache
+works the same way, its key folding in the configuration of every device driven
+(:meth:`VirtualPlugin.caching_key_values`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from ._async_request import AsyncInferRequest, Stage
+from ._blob import read_blob
+from ._bundle import unpack_bundle
 from ._compiled_model import CompiledModel
 from ._executors import CancelToken, CoroutineExecutor
 from ._naming import DeviceTarget, parse_device_name
@@ -25,11 +37,14 @@ from ._profiling import ProfilingInfo
 from ._remote import RemoteContext
 from ._results import InferResults
 from ._sync_request import SyncInferRequest
-from .errors import DeviceError, DeviceNameError, ImportExportError
-from .model import Model
+from .errors import AioplugError, DeviceError, DeviceNameError, ImportExportError, PropertyError
+from .model import Model, read_model
 from .properties import Mutability, PropertySpec, well_known
 
-__all__ = ["VirtualCompiledModel", "VirtualPlugin", "VirtualSyncInferRequest"]
+__all__ = [
+    "VirtualCompiledModel", "VirtualImport", "VirtualPlugin", "VirtualSyncInferRequest",
+    "exported_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +62,32 @@ _COMPILED_KEYS_NOT_VIRTUAL = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class VirtualImport:
+    """How one import runs: the configuration (the stream's, overlaid by the properties given),
+    the properties given explicitly (empty for a cache hit), whether it is a cache hit, and the
+    device actor's worker thread for parsing."""
+
+    config: dict[str, Any]
+    explicit: dict[str, Any]
+    from_cache: bool
+    run_blocking: RunBlocking
+
+    async def read_model(self, data: bytes, device: str) -> Model:
+        """The original model stored in a virtual export, read back on the worker thread."""
+        try:
+            model: Model = await self.run_blocking(read_model, data)
+        except AioplugError as exc:
+            raise ImportExportError(f"the {device} stream's model is invalid: {exc}") from exc
+        return model
+
+
 class VirtualPlugin(Plugin):
     """A device that compiles models on other devices and drives their compiled models.
 
     Subclasses fill :meth:`_compile_virtual` and :meth:`query_model`; they may override
-    :meth:`default_targets` (used when the device list is empty).
+    :meth:`default_targets` (used when the device list is empty). A device that exports fills
+    :meth:`_import_virtual` and lists ``EXPORT_IMPORT`` in its ``OPTIMIZATION_CAPABILITIES``.
     """
 
     def _property_specs(self) -> list[PropertySpec]:
@@ -80,6 +116,51 @@ class VirtualPlugin(Plugin):
             if key in values and key not in config:
                 config[key] = values[key]
         return config
+
+    def caching_key_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What makes a cached compilation reusable: the devices driven, in priority order, each
+        with its plugin's version, its own caching values under the properties it would be
+        given, and the ops it is told to refuse (they decide placement); plus this device's own
+        values that shape the result (variable states, precision and execution-mode hints).
+
+        The properties given to a device are reconstructed as those of this configuration that
+        differ from this device's defaults (a value passed explicitly but equal to the default
+        cannot be told apart here)."""
+        out: dict[str, Any] = {
+            key: config.get(key)
+            for key in ("VARIABLE_STATES", "INFERENCE_PRECISION_HINT", "EXECUTION_MODE_HINT")
+            if key in config
+        }
+        devices = []
+        for target in self.targets(config):
+            forwarded = self.forwarded_properties(target, config, {})
+            plugin, props = self._target_plugin(target, forwarded)
+            target_config = plugin.compile_config(props)
+            values = plugin.caching_key_values(target_config)
+            unsupported = target_config.get("TEST_UNSUPPORTED_OPS")
+            if unsupported:
+                values["TEST_UNSUPPORTED_OPS"] = sorted(str(op) for op in unsupported)
+            devices.append(
+                {
+                    "target": str(target), "plugin": plugin.device_name,
+                    "version": plugin.version, "values": values,
+                }
+            )
+        out["devices"] = devices
+        return out
+
+    def _target_plugin(
+        self, target: DeviceTarget, props: Mapping[str, Any]
+    ) -> tuple[Plugin, dict[str, Any]]:
+        """The plugin of a target, and ``props`` with the target's device id (checked: an
+        unknown device or id raises DeviceNotFound)."""
+        name = parse_device_name(target.name)
+        plugin = self.core.get_plugin(name.device)
+        out = dict(props)
+        if name.device_id is not None:
+            plugin._check_device_id(name.device_id)
+            out["DEVICE_ID"] = name.device_id
+        return plugin, out
 
     # -- targets -------------------------------------------------------------------------
     def targets(self, config: Mapping[str, Any]) -> list[DeviceTarget]:
@@ -161,8 +242,14 @@ class VirtualPlugin(Plugin):
     async def compile_on(
         self, model: Model | Any, target: DeviceTarget, properties: Mapping[str, Any]
     ) -> CompiledModel:
-        """Compiles ``model`` on one target device through the Core."""
-        return await self.core.compile_model(model, target.name, dict(properties))
+        """Compiles ``model`` on one target device through the Core.
+
+        A device that exports is cached whole by the Core, so its parts are not cached again
+        on their own (``CACHE_DIR`` is turned off for them unless given)."""
+        props = dict(properties)
+        if "EXPORT_IMPORT" in self.get_property("OPTIMIZATION_CAPABILITIES"):
+            props.setdefault("CACHE_DIR", "")
+        return await self.core.compile_model(model, target.name, props)
 
     async def import_model_async(
         self,
@@ -171,10 +258,97 @@ class VirtualPlugin(Plugin):
         run_blocking: RunBlocking,
         from_cache: bool = False,
     ) -> CompiledModel:
-        raise ImportExportError(
-            f"{self.device_name} cannot import compiled models: import onto the device that "
-            "exported it"
+        """Rebuilds a compiled model this device exported: checks the blob (device, versions,
+        checksum) on the worker thread, takes the stream's configuration overlaid by
+        ``properties``, and hands the bundle to :meth:`_import_virtual`."""
+        if "EXPORT_IMPORT" not in self.get_property("OPTIMIZATION_CAPABILITIES"):
+            raise ImportExportError(
+                f"{self.device_name} cannot import compiled models: it does not export them "
+                "(compile the model again)"
+            )
+        header, payload = await run_blocking(read_blob, stream, self.device_name)
+        if header.get("plugin_version") != self.version:
+            raise ImportExportError(
+                f"the stream was exported by {self.device_name} plugin version "
+                f"{header.get('plugin_version')}; this plugin is {self.version}"
+            )
+        stored = header.get("config")
+        if not isinstance(stored, dict):
+            raise ImportExportError("the stream's header has no compile configuration")
+        try:
+            config = self.compile_config(stored)
+            given = self.properties.validate(properties)
+        except PropertyError as exc:
+            raise ImportExportError(f"the stream's configuration is not valid here: {exc}") from exc
+        config.update(given)
+        # a cache hit is given the whole current configuration: forward as a compile would
+        explicit = {} if from_cache else {k: v for k, v in given.items() if k in config}
+        manifest, sections = unpack_bundle(payload, self.device_name)
+        how = VirtualImport(config, explicit, from_cache, run_blocking)
+        try:
+            compiled = await self._import_virtual(manifest, sections, how)
+        except ImportExportError:
+            raise
+        except AioplugError as exc:  # a stream that disagrees with itself, e.g. its states
+            raise ImportExportError(f"{self.device_name} cannot rebuild the stream: {exc}") from exc
+        self._compiled.add(compiled)
+        log.debug(
+            "%s imported %s on %s", self.device_name, compiled.model.name,
+            compiled.get_property("EXECUTION_DEVICES"),
         )
+        return compiled
+
+    async def import_on(self, blob: bytes, target: DeviceTarget, how: VirtualImport) -> CompiledModel:
+        """Imports one part's blob on ``target`` through the Core, with the properties a compile
+        would forward there (on a cache hit, the target's whole compile configuration, so that
+        nothing of the stored configuration outlives a change). Any failure, an unavailable
+        device included, is an ImportExportError naming the part's device."""
+        try:
+            plugin, props = self._target_plugin(
+                target, self.forwarded_properties(target, how.config, how.explicit)
+            )
+            if isinstance(plugin, VirtualPlugin):
+                raise DeviceNameError(f"{target.name} is virtual; parts run on hardware devices")
+            if how.from_cache:
+                props = plugin.compile_config(props)
+            return await self.core._import_model(blob, target.name, props, from_cache=how.from_cache)
+        except ImportExportError as exc:
+            raise ImportExportError(
+                f"{self.device_name}: the part for {target.name} cannot be imported: {exc}"
+            ) from exc
+        except AioplugError as exc:
+            raise ImportExportError(
+                f"{self.device_name}: the stream has a part for {target.name}, which cannot run "
+                f"here ({exc}); available devices: {', '.join(self.core.available_devices)}"
+            ) from exc
+
+    @staticmethod
+    async def gather_parts(jobs: Iterable[Awaitable[CompiledModel]]) -> list[CompiledModel]:
+        """Awaits compilations or imports of parts at once (each device's actor takes its own in
+        order); if any fails, closes the others and raises the first error."""
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        done = [o for o in outcomes if isinstance(o, CompiledModel)]
+        if errors:
+            for part in done:
+                await part.aclose()
+            raise errors[0]
+        return done
+
+    def check_stream_devices(self, config: Mapping[str, Any], devices: Iterable[str]) -> None:
+        """Raises ImportExportError when the import names a device list that leaves out a
+        device the stream runs on."""
+        try:
+            listed = {parse_device_name(t.name).device for t in self.targets(config)}
+        except AioplugError as exc:
+            raise ImportExportError(f"{self.device_name}: {exc}") from exc
+        missing = [d for d in devices if parse_device_name(d).device not in listed]
+        if missing:
+            raise ImportExportError(
+                f"the stream runs on {', '.join(missing)}, which the device list "
+                f"{config.get('MULTI_DEVICE_PRIORITIES')!r} of {self.device_name} leaves out: "
+                f"import onto '{self.device_name}' alone or list those devices"
+            )
 
     def _create_default_context(self) -> RemoteContext:
         raise NotImplementedError(
@@ -193,8 +367,23 @@ class VirtualPlugin(Plugin):
         """Compiles on the targets (``forwarded[str(target)]`` are their properties)."""
         raise NotImplementedError
 
+    async def _import_virtual(
+        self, manifest: dict[str, Any], sections: list[bytes], how: VirtualImport
+    ) -> VirtualCompiledModel:
+        """Rebuilds the compiled model from its export bundle; parts through :meth:`import_on`."""
+        raise ImportExportError(
+            f"{self.device_name} cannot import compiled models: compile the model again"
+        )
+
     def query_model(self, model: Model, properties: Mapping[str, Any] | None = None) -> dict[str, str]:
         raise NotImplementedError
+
+
+def exported_bytes(compiled: CompiledModel) -> bytes:
+    """The blob ``compiled.export_model`` writes, as bytes (a part of a virtual export)."""
+    stream = io.BytesIO()
+    compiled.export_model(stream)
+    return stream.getvalue()
 
 
 class VirtualCompiledModel(CompiledModel):
@@ -208,10 +397,11 @@ class VirtualCompiledModel(CompiledModel):
         parts: Sequence[CompiledModel],
         *,
         optimal_requests: int,
+        loaded_from_cache: bool = False,
     ) -> None:
         self._parts = tuple(parts)
         self._optimal = max(1, int(optimal_requests))
-        super().__init__(plugin, model, config)
+        super().__init__(plugin, model, config, loaded_from_cache=loaded_from_cache)
         self._coroutines = CoroutineExecutor(f"{plugin.device_name}-requests")
         self._compute = self._coroutines
         self._compute_mode = "VIRTUAL"

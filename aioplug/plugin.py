@@ -12,6 +12,7 @@ HETERO, BATCH) subclass :class:`VirtualPlugin`, :class:`VirtualCompiledModel` an
 from __future__ import annotations
 
 from ._actor import Actor, ActorStatistics
+from ._bundle import pack_bundle, unpack_bundle
 from ._async_request import AsyncInferRequest, RequestState, Stage
 from ._compiled_model import CompiledModel
 from ._executors import (
@@ -31,8 +32,10 @@ from ._results import InferResults
 from ._sync_request import SyncInferRequest, check_tensor
 from ._virtual import (
     VirtualCompiledModel,
+    VirtualImport,
     VirtualPlugin,
     VirtualSyncInferRequest,
+    exported_bytes,
     part_records,
 )
 from .errors import (
@@ -99,11 +102,15 @@ __all__ = [
     "UnsupportedOp",
     "VariableState",
     "VirtualCompiledModel",
+    "VirtualImport",
     "VirtualPlugin",
     "VirtualSyncInferRequest",
     "check_tensor",
+    "exported_bytes",
+    "pack_bundle",
     "parse_device_name",
     "part_records",
     "read_model",
+    "unpack_bundle",
     "well_known",
 ]

@@ -1446,7 +1446,8 @@ async def test_import_rejects_bad_stream(
     elif damage == "other_device":
         other = "CONFORMANCEOTHER"
         core.register_plugin(_other_device_source(core, conformance_device), other)
-        foreign = await _compile(core, add_model(), other)
+        listed = conformance_device.partition(":")[2]  # a virtual device keeps its list
+        foreign = await _compile(core, add_model(), f"{other}:{listed}" if listed else other)
         data = await _export(foreign)
     elif damage == "random_bytes":
         data = np.random.default_rng(27).integers(0, 256, len(blob), dtype=np.uint8).tobytes()

@@ -7,8 +7,11 @@
 * ``MULTI`` (``MULTI:CPU,TEMPLATE``) compiles the model on every listed device; each request
   goes to whichever device frees a request first (``workers.py``).
 
+AUTO exports (and so is cached whole): importing lands on the device it chose, with its fallback
+candidates; MULTI, like OpenVINO's, does not export.
+
 Files, in reading order: ``plugin.py``, ``selection.py``, ``compiled_model.py``,
-``infer_request.py``, ``workers.py``. Only aioplug's public plugin API is imported.
+``infer_request.py``, ``workers.py``, ``export.py``. Only aioplug's public plugin API is imported.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import anyio
 from aioplug.plugin import (
     CompiledModel,
     DeviceTarget,
+    ImportExportError,
     Model,
     Plugin,
     SyncInferRequest,
@@ -25,6 +26,7 @@ from aioplug.plugin import (
     parse_device_name,
 )
 
+from .export import write_stream
 from .infer_request import AutoInferRequest, MultiInferRequest
 from .workers import WorkerPool
 
@@ -41,11 +43,16 @@ class AutoCompiledModel(VirtualCompiledModel):
         config: Mapping[str, Any],
         chosen: CompiledModel,
         fallbacks: Sequence[tuple[DeviceTarget, dict[str, Any]]],
+        *,
+        chosen_target: DeviceTarget,
+        loaded_from_cache: bool = False,
     ) -> None:
         super().__init__(
             plugin, model, config, [chosen],
             optimal_requests=int(chosen.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")),
+            loaded_from_cache=loaded_from_cache,
         )
+        self._chosen_target = chosen_target
         self._candidates: list[tuple[DeviceTarget, dict[str, Any]]] = list(fallbacks)
         self._models: list[CompiledModel | None] = [chosen] + [None] * len(self._candidates)
         self._auto = plugin
@@ -107,8 +114,18 @@ class AutoCompiledModel(VirtualCompiledModel):
             return ",".join(self.chosen.get_property("EXECUTION_DEVICES"))
         return self._candidates[index - 1][0].name
 
+    @property
+    def chosen_target(self) -> DeviceTarget:
+        """The listed device AUTO chose (``CPU``, or ``CPU.1`` as listed)."""
+        return self._chosen_target
+
     def _create_sync_infer_request(self) -> SyncInferRequest:
         return AutoInferRequest(self)
+
+    def _export_payload(self) -> bytes:
+        """The original model, the chosen device's own export and the fallback candidates."""
+        fallbacks = [target for target, _ in self._candidates]
+        return write_stream(self.model, self._chosen_target, self.chosen, fallbacks)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -131,6 +148,13 @@ class MultiCompiledModel(VirtualCompiledModel):
 
     def _create_sync_infer_request(self) -> SyncInferRequest:
         return MultiInferRequest(self)
+
+    def _export_payload(self) -> bytes:
+        raise ImportExportError(
+            f"{self.device_name} cannot export compiled models: a model spread over several "
+            "devices is not exportable (as in OpenVINO's MULTI); export from one device, e.g. "
+            "compile on 'AUTO' without CUMULATIVE_THROUGHPUT, or on a hardware device"
+        )
 
     async def aclose(self) -> None:
         if self.closed:

@@ -11,15 +11,18 @@ from aioplug.plugin import (
     AioplugError,
     CompiledModel,
     DeviceTarget,
+    ImportExportError,
     Model,
     PropertySpec,
     UnsupportedOp,
+    VirtualImport,
     VirtualPlugin,
     parse_device_name,
     well_known,
 )
 
 from .compiled_model import AutoCompiledModel, MultiCompiledModel
+from .export import read_stream
 from .selection import Verdict, judge, rank_available
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,18 @@ class AutoPlugin(_Candidates):
     def _property_specs(self) -> list[PropertySpec]:
         return [*super()._property_specs(), *well_known("ENABLE_RUNTIME_FALLBACK")]
 
+    def _readonly_values(self) -> dict[str, Any]:
+        values = super()._readonly_values()
+        values["OPTIMIZATION_CAPABILITIES"] = lambda: ["EXPORT_IMPORT"]
+        return values
+
+    def caching_key_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The candidates' caching values, and whether the model is spread over all of them
+        (``CUMULATIVE_THROUGHPUT``: such a model is never cached, and never taken from the cache)."""
+        values = super().caching_key_values(config)
+        values["cumulative"] = config.get("PERFORMANCE_HINT") == "CUMULATIVE_THROUGHPUT"
+        return values
+
     def query_model(self, model: Model, properties: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The nodes of the device AUTO would choose; without one able to run all, each node
         goes to the first candidate that supports it."""
@@ -137,9 +152,36 @@ class AutoPlugin(_Candidates):
                 continue
             log.info("AUTO: %s runs on %s", model.name, target.name)
             rest = [(t, forwarded[str(t)]) for t in capable[i + 1 :]]
-            return AutoCompiledModel(self, model, config, chosen, rest)
+            return AutoCompiledModel(self, model, config, chosen, rest, chosen_target=target)
         raise UnsupportedOp(
             f"AUTO could not compile {model.name!r} on any candidate: {'; '.join(errors)}", ()
+        )
+
+    async def _import_virtual(
+        self, manifest: dict[str, Any], sections: list[bytes], how: VirtualImport
+    ) -> AutoCompiledModel:
+        """Imports the chosen device's part on that device (nothing is compiled); the fallback
+        candidates that are still available compile the stored model on first need."""
+        stream = read_stream(manifest, sections)
+        self.check_stream_devices(how.config, [stream.chosen.name])
+        model = await how.read_model(stream.model, self.device_name)
+        chosen = await self.import_on(stream.blob, stream.chosen, how)
+        if [p.name for p in chosen.inputs] != [p.name for p in model.inputs]:
+            await chosen.aclose()
+            raise ImportExportError(
+                f"the AUTO stream's part on {stream.chosen.name} does not match its model's inputs"
+            )
+        rest = []
+        for target in stream.fallbacks:
+            try:
+                self._target_plugin(target, {})
+            except AioplugError as exc:
+                log.info("AUTO: fallback candidate %s is not available here (%s)", target.name, exc)
+                continue
+            rest.append((target, self.forwarded_properties(target, how.config, how.explicit)))
+        return AutoCompiledModel(
+            self, model, how.config, chosen, rest,
+            chosen_target=stream.chosen, loaded_from_cache=how.from_cache,
         )
 
 

@@ -9,12 +9,14 @@ import numpy as np
 
 from aioplug.plugin import (
     CompiledModel,
+    DeviceTarget,
     Model,
     Plugin,
     SyncInferRequest,
     VirtualCompiledModel,
 )
 
+from .export import write_stream
 from .infer_request import HeteroSyncInferRequest
 from .split import Subgraph
 
@@ -33,11 +35,16 @@ class HeteroCompiledModel(VirtualCompiledModel):
         subgraphs: Sequence[Subgraph],
         parts: Sequence[CompiledModel],
         *,
+        targets: Sequence[DeviceTarget],
         optimal_requests: int,
+        loaded_from_cache: bool = False,
     ) -> None:
-        if len(subgraphs) != len(parts):
-            raise ValueError(f"{len(subgraphs)} subgraphs but {len(parts)} compiled parts")
+        if not len(subgraphs) == len(parts) == len(targets):
+            raise ValueError(
+                f"{len(subgraphs)} subgraphs, {len(parts)} compiled parts, {len(targets)} targets"
+            )
         self._subgraphs = tuple(subgraphs)
+        self._targets = tuple(targets)
         inputs = {port.name for port in model.inputs}
         initializers = model.initializers
         # graph outputs no subgraph produces: graph inputs (passed through) or initializers
@@ -46,12 +53,20 @@ class HeteroCompiledModel(VirtualCompiledModel):
             for port in model.outputs
             if port.name not in inputs and port.name in initializers
         }
-        super().__init__(plugin, model, config, parts, optimal_requests=optimal_requests)
+        super().__init__(
+            plugin, model, config, parts,
+            optimal_requests=optimal_requests, loaded_from_cache=loaded_from_cache,
+        )
 
     @property
     def subgraphs(self) -> tuple[Subgraph, ...]:
         """The split plan, in execution order: device, nodes, and the values crossing each cut."""
         return self._subgraphs
+
+    @property
+    def targets(self) -> tuple[DeviceTarget, ...]:
+        """The listed device each part was compiled on (``parts[i]`` on ``targets[i]``)."""
+        return self._targets
 
     @property
     def constant_outputs(self) -> Mapping[str, np.ndarray]:
@@ -60,6 +75,10 @@ class HeteroCompiledModel(VirtualCompiledModel):
 
     def _create_sync_infer_request(self) -> SyncInferRequest:
         return HeteroSyncInferRequest(self)
+
+    def _export_payload(self) -> bytes:
+        """The split plan, the original model and every part's own export (``export.py``)."""
+        return write_stream(self.model, self._targets, self._subgraphs, self.parts)
 
     def __repr__(self) -> str:
         devices = " -> ".join(s.device for s in self._subgraphs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -12,10 +11,12 @@ from aioplug.plugin import (
     DeviceTarget,
     Model,
     UnsupportedOp,
+    VirtualImport,
     VirtualPlugin,
 )
 
 from .compiled_model import HeteroCompiledModel
+from .export import check_parts, read_stream
 from .split import assign, build_part, plan_subgraphs
 
 __all__ = ["HeteroPlugin"]
@@ -37,6 +38,11 @@ class HeteroPlugin(VirtualPlugin):
 
     def __init__(self) -> None:
         super().__init__(DEVICE_NAME)
+
+    def _readonly_values(self) -> dict[str, Any]:
+        values = super()._readonly_values()
+        values["OPTIMIZATION_CAPABILITIES"] = lambda: ["EXPORT_IMPORT"]
+        return values
 
     # -- placement -----------------------------------------------------------------------
     def _placements(
@@ -87,32 +93,38 @@ class HeteroPlugin(VirtualPlugin):
                 self.device_name, model.name, len(subgraphs),
                 "\n  ".join(s.describe() for s in subgraphs),
             )
-        jobs = []
-        for subgraph in subgraphs:
-            target = device_target[subgraph.device]
-            jobs.append((build_part(model, subgraph), target, forwarded[str(target)]))
-        parts = await self._compile_parts(jobs)
-        optimal = max(
-            (int(p.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) for p in parts), default=1
+        part_targets = [device_target[subgraph.device] for subgraph in subgraphs]
+        parts = await self.gather_parts(
+            self.compile_on(build_part(model, subgraph), target, forwarded[str(target)])
+            for subgraph, target in zip(subgraphs, part_targets)
         )
-        return HeteroCompiledModel(self, model, config, subgraphs, parts, optimal_requests=optimal)
+        return HeteroCompiledModel(
+            self, model, config, subgraphs, parts,
+            targets=part_targets, optimal_requests=_optimal(parts),
+        )
 
-    async def _compile_parts(
-        self, jobs: list[tuple[Any, DeviceTarget, dict[str, Any]]]
-    ) -> list[CompiledModel]:
-        """Compiles the parts concurrently (each device's actor takes its own in order); if any
-        fails, closes the others and raises the first error."""
-        outcomes = await asyncio.gather(
-            *(self.compile_on(proto, target, props) for proto, target, props in jobs),
-            return_exceptions=True,
+    # -- import --------------------------------------------------------------------------
+    async def _import_virtual(
+        self, manifest: dict[str, Any], sections: list[bytes], how: VirtualImport
+    ) -> HeteroCompiledModel:
+        """Imports every part on its device (through the Core: nothing is compiled) and rebuilds
+        the split plan; the original model gives the ports and variable states."""
+        stream = read_stream(manifest, sections)
+        self.check_stream_devices(how.config, [t.name for t in stream.targets])
+        model = await how.read_model(stream.model, self.device_name)
+        parts = await self.gather_parts(
+            self.import_on(blob, target, how) for blob, target in zip(stream.blobs, stream.targets)
         )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        compiled = [o for o in outcomes if isinstance(o, CompiledModel)]
-        if errors:
-            for part in compiled:
+        try:
+            check_parts(model, stream, parts)
+            return HeteroCompiledModel(
+                self, model, how.config, stream.subgraphs, parts, targets=stream.targets,
+                optimal_requests=_optimal(parts), loaded_from_cache=how.from_cache,
+            )
+        except BaseException:
+            for part in parts:
                 await part.aclose()
-            raise errors[0]
-        return compiled
+            raise
 
     def _unsupported(
         self, model: Model, missing: list[str], targets: list[DeviceTarget]
@@ -134,3 +146,8 @@ class HeteroPlugin(VirtualPlugin):
             "list a device that runs these ops too",
             tuple(ops),
         )
+
+
+def _optimal(parts: list[CompiledModel]) -> int:
+    """HETERO's optimal request count: that of its most parallel part."""
+    return max((int(p.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) for p in parts), default=1)

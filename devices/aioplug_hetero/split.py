@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import onnx
 from onnx import helper
 
-from aioplug.plugin import Model, ModelError
+from aioplug.plugin import ImportExportError, Model, ModelError
 
 __all__ = ["Subgraph", "assign", "build_part", "node_inputs", "plan_subgraphs"]
 
@@ -50,6 +51,41 @@ class Subgraph:
     """Values it produces that later subgraphs or the graph outputs need."""
     initializers: tuple[str, ...]
     """Initializers of the model it reads (copied into the part)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The subgraph as a JSON object (the split plan of an export)."""
+        return {
+            "index": self.index, "device": self.device, "stage": self.stage,
+            "nodes": list(self.nodes), "inputs": list(self.inputs),
+            "outputs": list(self.outputs), "initializers": list(self.initializers),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Subgraph:
+        """Reads :meth:`to_json`'s object back; ImportExportError when a field is missing or
+        of the wrong type."""
+        if not isinstance(data, dict):
+            raise ImportExportError("a subgraph of the HETERO stream is not a JSON object")
+
+        def integer(key: str) -> int:
+            value = data.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ImportExportError(f"a subgraph of the HETERO stream has no integer {key!r}")
+            return value
+
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ImportExportError(f"a subgraph of the HETERO stream has no name list {key!r}")
+            return tuple(value)
+
+        device = data.get("device")
+        if not isinstance(device, str) or not device:
+            raise ImportExportError("a subgraph of the HETERO stream names no device")
+        return cls(
+            index=integer("index"), device=device, stage=integer("stage"), nodes=names("nodes"),
+            inputs=names("inputs"), outputs=names("outputs"), initializers=names("initializers"),
+        )
 
     def describe(self) -> str:
         """One line: ``#1 CPU.0 (stage 1): relu1 | in: c1 | out: r1``."""
