@@ -202,7 +202,7 @@ def _table(rows: list[Measured]) -> str:
             r.note,
         ])
     return format_table(
-        ["model", "runtime", "req/s", "p50 ms", "p99 ms", "req/s vs CPU", "p99 vs CPU", ""], lines
+        ["model", "runtime", "req/s", "p50 ms", "p99 ms", "req/s vs CPU", "p99 vs CPU", "batching"], lines
     )
 
 
