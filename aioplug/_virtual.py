@@ -322,6 +322,17 @@ class VirtualPlugin(Plugin):
                 f"here ({exc}); available devices: {', '.join(self.core.available_devices)}"
             ) from exc
 
+    def query_setup(
+        self, properties: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], list[DeviceTarget], dict[str, dict[str, Any]]]:
+        """For ``query_model``: the configuration, the targets and each target's properties."""
+        props = {k: v for k, v in (properties or {}).items() if k != "CACHE_DIR"}
+        config = self.compile_config(props)
+        explicit = {k: v for k, v in props.items() if k in config}
+        targets = self.targets(config)
+        forwarded = {str(t): self.forwarded_properties(t, config, explicit) for t in targets}
+        return config, targets, forwarded
+
     @staticmethod
     async def gather_parts(jobs: Iterable[Awaitable[CompiledModel]]) -> list[CompiledModel]:
         """Awaits compilations or imports of parts at once (each device's actor takes its own in

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -57,9 +56,6 @@ class _Candidates(VirtualPlugin):
             verdicts.append(judge(plugin, target, model, config, placement))
         return verdicts
 
-    def _forwarded_for_query(self, config: Mapping[str, Any], targets: list[DeviceTarget]) -> dict[str, dict[str, Any]]:
-        return {str(t): self.forwarded_properties(t, config, {}) for t in targets}
-
     @staticmethod
     def _none_capable(model: Model, verdicts: list[Verdict], device: str) -> UnsupportedOp:
         reasons = "; ".join(f"{v.target.name} {v.reason}" for v in verdicts)
@@ -75,16 +71,9 @@ class _Candidates(VirtualPlugin):
         self, model: Model, targets: list[DeviceTarget], forwarded: Mapping[str, dict[str, Any]]
     ) -> list[CompiledModel]:
         """Compiles on every target at once (each device's own actor serialises its work)."""
-        results = await asyncio.gather(
-            *(self.compile_on(model, t, forwarded[str(t)]) for t in targets), return_exceptions=True
+        return await self.gather_parts(
+            self.compile_on(model, t, forwarded[str(t)]) for t in targets
         )
-        compiled = [r for r in results if isinstance(r, CompiledModel)]
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            for done in compiled:
-                await done.aclose()
-            raise failures[0]
-        return compiled
 
 
 class AutoPlugin(_Candidates):
@@ -113,9 +102,8 @@ class AutoPlugin(_Candidates):
     def query_model(self, model: Model, properties: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The nodes of the device AUTO would choose; without one able to run all, each node
         goes to the first candidate that supports it."""
-        config = self.compile_config(properties or {})
-        targets = self.targets(config)
-        verdicts = self._verdicts(model, config, targets, self._forwarded_for_query(config, targets))
+        config, targets, forwarded = self.query_setup(properties)
+        verdicts = self._verdicts(model, config, targets, forwarded)
         for verdict in verdicts:
             if verdict.capable:
                 return verdict.placement
@@ -195,9 +183,7 @@ class MultiPlugin(_Candidates):
 
     def query_model(self, model: Model, properties: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Nodes that every listed device supports, mapped to MULTI (they run on all of them)."""
-        config = self.compile_config(properties or {})
-        targets = self.targets(config)
-        forwarded = self._forwarded_for_query(config, targets)
+        _, targets, forwarded = self.query_setup(properties)
         supported = [set(self._query(model, t, forwarded[str(t)])) for t in targets]
         everywhere = set.intersection(*supported) if supported else set()
         return {node.name: self.device_name for node in model.nodes if node.name in everywhere}

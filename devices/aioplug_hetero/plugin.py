@@ -61,11 +61,7 @@ class HeteroPlugin(VirtualPlugin):
     ) -> dict[str, str]:
         """``{node name: device}``: each node on the first listed device that supports it;
         nodes no listed device supports are left out."""
-        props = {k: v for k, v in (properties or {}).items() if k not in _NOT_FOR_QUERY}
-        config = self.compile_config(props)
-        explicit = {k: v for k, v in props.items() if k in config}
-        targets = self.targets(config)
-        forwarded = {str(t): self.forwarded_properties(t, config, explicit) for t in targets}
+        _, targets, forwarded = self.query_setup(properties)
         assignment, _ = assign(model, self._placements(model, targets, forwarded))
         return assignment
 
