@@ -4,7 +4,8 @@
 The general path builds the im2col matrix of all groups with one strided view and one copy,
 then runs one batched BLAS product ``W[g] @ cols[n, g]``; a 1x1, stride-1, unpadded conv
 skips the copy. Depthwise convs (one input channel per group) accumulate one scaled,
-contiguous run per kernel tap instead (see ``FlatTaps``). Constant weights are arranged once,
+contiguous run per kernel tap instead (see ``FlatTaps``), or, in 2-D float32 with numba
+installed, run the compiled kernel of ``_jit``. Constant weights are arranged once,
 in the factory; float16 computes in float32.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._registry import Kernel, KernelNode
+from . import _jit
 from ._common import Array, as_kernel, compute_dtype, const_input, int_attr, versions
 from ._spatial import (
     FlatTaps,
@@ -57,9 +59,13 @@ class ConvCore:
             self._prepared = self._prepare(weights.astype(dtype, copy=False))
 
     def _prepare(self, w: Array) -> tuple[str, Array]:
-        """Arranges weights: ``("dw", (K, C, mult, 1))`` or ``("gemm", (G, Mg, Cg*K))``."""
+        """Arranges weights: ``("dw", (K, C, mult, 1))``, ``("gemm", (G, Mg, Cg*K))``, or
+        ``("dw_jit", (C, kh, kw))`` for the compiled 2-D depthwise kernel."""
         m, cg = w.shape[0], w.shape[1]
         g = self.group
+        if cg == 1 and g > 1 and m == g and w.ndim == 4 and w.dtype == np.float32 and _jit.available():
+            _jit.warm_up()
+            return "dw_jit", _jit.prepare_weights(w)
         if cg == 1 and g > 1 and m % g == 0:
             mult = m // g
             taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
@@ -90,6 +96,8 @@ class ConvCore:
             w_shape = (0, 0) + (self._window.kernel if self._window else ())
         window, (geom, ft) = self._geometry(x, w_shape)
         kind, warr = prepared
+        if kind == "dw_jit":
+            return _jit.depthwise2d(x, warr, window, geom)
         if kind == "dw":
             return _depthwise(x, warr, ft)
         return _gemm_conv(x, warr, window, geom, self.group)
@@ -168,8 +176,8 @@ def _conv(node: KernelNode) -> Kernel:
         bias_c = b_const.astype(compute_dtype(w_const.dtype)).reshape(
             _bias_shape(w_const.ndim - 2)
         )
-    depthwise = core._prepared is not None and core._prepared[0] == "dw"
-    exec_type = "depthwise" if depthwise else "gemm_im2col"
+    kind = core._prepared[0] if core._prepared is not None else ""
+    exec_type = {"dw": "depthwise", "dw_jit": "depthwise_jit"}.get(kind, "gemm_im2col")
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
         dtype = x.dtype

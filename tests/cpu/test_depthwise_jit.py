@@ -1,0 +1,91 @@
+"""Depthwise convolution on the CPU device: the compiled kernel (numba) and the numpy one agree
+with onnx's reference evaluator on strides, dilations, pads, auto_pad, kernel sizes and bias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import aioplug
+from aioplug_cpu.kernels.math import _jit
+
+pytestmark = pytest.mark.anyio
+
+CASES = [
+    # channels, height, width, kernel, strides, dilations, pads or auto_pad, bias, batch
+    (8, 12, 12, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 1),
+    (8, 13, 11, (3, 3), (2, 2), (1, 1), [1, 1, 1, 1], False, 2),
+    (4, 9, 10, (3, 3), (1, 2), (1, 1), [0, 1, 2, 0], True, 1),
+    (6, 14, 14, (5, 5), (1, 1), (1, 1), [2, 2, 2, 2], True, 1),
+    (6, 15, 15, (5, 5), (2, 2), (1, 1), "SAME_UPPER", False, 1),
+    (5, 10, 10, (3, 3), (1, 1), (2, 2), [2, 2, 2, 2], True, 1),
+    (3, 8, 9, (1, 3), (1, 1), (1, 1), [0, 1, 0, 1], False, 1),
+    (4, 7, 7, (3, 3), (3, 3), (1, 1), "SAME_LOWER", True, 1),
+    (4, 6, 6, (3, 3), (1, 1), (1, 1), "VALID", True, 3),
+    (2, 3, 3, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], False, 1),  # every output touches a border
+]
+
+
+def _depthwise_model(
+    channels: int, height: int, width: int, kernel: tuple[int, int], strides: tuple[int, int],
+    dilations: tuple[int, int], pads: list[int] | str, bias: bool, batch: int,
+) -> onnx.ModelProto:
+    rng = np.random.default_rng(channels * 100 + height)
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 1, *kernel)).astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b"))
+        inputs.append("b")
+    attrs: dict[str, object] = {
+        "group": channels, "kernel_shape": list(kernel), "strides": list(strides),
+        "dilations": list(dilations),
+    }
+    if isinstance(pads, str):
+        attrs["auto_pad"] = pads
+    else:
+        attrs["pads"] = pads
+    graph = helper.make_graph(
+        [helper.make_node("Conv", inputs, ["y"], name="dw", **attrs)],
+        "depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+@pytest.fixture(params=["jit", "numpy"])
+def kernel_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test with the compiled kernel (skipped without numba) and with numpy alone."""
+    if request.param == "jit":
+        if not _jit.available():
+            pytest.skip("numba is not installed: only the numpy kernel exists")
+        yield "depthwise_jit"
+        return
+    saved = _jit._kernel, _jit._tried
+    _jit._kernel, _jit._tried = None, True
+    try:
+        yield "depthwise"
+    finally:
+        _jit._kernel, _jit._tried = saved
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+async def test_depthwise_conv_matches_the_reference(case: tuple, kernel_kind: str) -> None:  # type: ignore[type-arg]
+    model = _depthwise_model(*case)
+    x_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(7).standard_normal(x_shape).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        out = await request.infer({"x": x})
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        assert records["dw"] == kernel_kind
