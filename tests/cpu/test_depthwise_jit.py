@@ -89,3 +89,31 @@ async def test_depthwise_conv_matches_the_reference(case: tuple, kernel_kind: st
         np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
         records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
         assert records["dw"] == kernel_kind
+
+
+@pytest.mark.parametrize("activation", ["Relu", "Clip", "Sigmoid"])
+async def test_a_following_activation_is_fused_into_the_compiled_kernel(activation: str) -> None:
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    model = _depthwise_model(8, 12, 12, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 1)
+    graph = model.graph
+    inputs = ["y"]
+    if activation == "Clip":
+        graph.initializer.extend(
+            [numpy_helper.from_array(np.float32(-0.5), "lo"), numpy_helper.from_array(np.float32(0.7), "hi")]
+        )
+        inputs += ["lo", "hi"]
+    graph.node.append(helper.make_node(activation, inputs, ["z"], name="act"))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, 12, 12]))
+    del graph.value_info[:]
+    x = np.random.default_rng(8).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        out = await request.infer({"x": x})
+        np.testing.assert_allclose(out["z"], expected, rtol=1e-5, atol=1e-5)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        # Relu and Clip are applied as the kernel stores; others run after it, in place
+        assert records["dw"] == f"depthwise_jit+{activation.lower()}"

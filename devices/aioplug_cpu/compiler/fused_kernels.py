@@ -1,7 +1,8 @@
 """Kernels of the fused ops the passes create, in the ``aioplug.cpu`` domain.
 
 ``Fused<Op>`` runs the standard kernel of ``<Op>`` and applies an activation in place on its
-fresh output (one pass over memory fewer). ``MatMulBias``, ``LayerNorm`` and ``Gelu`` replace
+fresh output (one pass over memory fewer), or, where the base kernel offers
+``fuse_activation`` (the compiled depthwise conv), lets it apply the activation as it stores. ``MatMulBias``, ``LayerNorm`` and ``Gelu`` replace
 the multi-node patterns exporters emit.
 """
 
@@ -98,12 +99,12 @@ def _fused_factory(base_op: str) -> Callable[[KernelNode], Kernel]:
         domain = CPU_DOMAIN if base_op == "MatMulBias" else ""
         base_node = _base_node(node, base_op, domain)
         base = lookup(domain, base_op, base_node.opset)(base_node)
-        return _Fused(
-            base,
-            str(node.attr("activation")),
-            float(node.attr("activation_alpha", 0.0)),
-            float(node.attr("activation_beta", 0.0)),
-        )
+        activation = str(node.attr("activation"))
+        alpha = float(node.attr("activation_alpha", 0.0))
+        beta = float(node.attr("activation_beta", 0.0))
+        fuse = getattr(base, "fuse_activation", None)  # a kernel that applies it as it stores
+        fused: Kernel | None = fuse(activation, alpha, beta) if fuse is not None else None
+        return fused if fused is not None else _Fused(base, activation, alpha, beta)
 
     factory.__name__ = f"fused_{base_op.lower()}"
     return factory

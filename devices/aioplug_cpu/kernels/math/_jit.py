@@ -3,7 +3,8 @@
 A depthwise convolution does 9 multiply-adds per output (3x3) and no matrix product, so BLAS
 cannot help it, and numpy needs two passes over the whole tensor per kernel tap. Compiled,
 each channel is copied into one small zero-padded plane that stays in cache, and each output
-is one sum over its window (written out for 3x3, so the loop over a row vectorises).
+is one sum over its window (written out for 3x3, so the loop over a row vectorises), with the
+bias and a following Relu or Clip applied as it is stored.
 
 numba is an optional extra (``pip install "aioplug[jit]"``); without it, or with
 ``AIOPLUG_CPU_JIT=0`` in the environment, the numpy kernels run. Functions are compiled on
@@ -41,7 +42,8 @@ def _build() -> Callable[..., None] | None:
 
     @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
     def depthwise(
-        x: Array, w: Array, out: Array, sy: int, sx: int, dy: int, dx: int, top: int, left: int
+        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
+        sy: int, sx: int, dy: int, dx: int, top: int, left: int,
     ) -> None:  # pragma: no cover - compiled
         n_img, channels, height, width = x.shape
         out_h, out_w = out.shape[2], out.shape[3]
@@ -58,6 +60,7 @@ def _build() -> Callable[..., None] | None:
                     dst = plane[top + iy, left : left + width]
                     for ix in range(width):
                         dst[ix] = src[ix]
+                bc = bias[c]
                 if three:
                     w00, w01, w02 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
                     w10, w11, w12 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
@@ -69,24 +72,26 @@ def _build() -> Callable[..., None] | None:
                         row_out = out[n, c, oy]
                         if sx == 1:  # contiguous loads: the loop vectorises
                             for j in range(out_w):
-                                row_out[j] = (
-                                    w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
+                                v = (
+                                    bc + w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
                                     + w10 * r1[j] + w11 * r1[j + 1] + w12 * r1[j + 2]
                                     + w20 * r2[j] + w21 * r2[j + 1] + w22 * r2[j + 2]
                                 )
+                                row_out[j] = min(max(v, lo), hi)
                         else:
                             for ox in range(out_w):
                                 j = ox * sx
-                                row_out[ox] = (
-                                    w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
+                                v = (
+                                    bc + w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
                                     + w10 * r1[j] + w11 * r1[j + 1] + w12 * r1[j + 2]
                                     + w20 * r2[j] + w21 * r2[j + 1] + w22 * r2[j + 2]
                                 )
+                                row_out[ox] = min(max(v, lo), hi)
                 else:
                     for oy in range(out_h):
                         row_out = out[n, c, oy]
                         for ox in range(out_w):
-                            row_out[ox] = 0.0
+                            row_out[ox] = bc
                         for ky in range(kh):
                             row_in = plane[oy * sy + ky * dy]
                             for kx in range(kw):
@@ -94,6 +99,8 @@ def _build() -> Callable[..., None] | None:
                                 shift = kx * dx
                                 for ox in range(out_w):
                                     row_out[ox] += wv * row_in[ox * sx + shift]
+                        for ox in range(out_w):
+                            row_out[ox] = min(max(row_out[ox], lo), hi)
 
     return depthwise
 
@@ -118,20 +125,26 @@ def warm_up() -> None:
     kernel = _get()
     if kernel is not None:
         x = np.zeros((1, 1, 3, 3), np.float32)
-        kernel(x, np.zeros((1, 3, 3), np.float32), np.empty((1, 1, 3, 3), np.float32), 1, 1, 1, 1, 1, 1)
+        w = np.zeros((1, 3, 3), np.float32)
+        bias = np.zeros(1, np.float32)
+        kernel(x, w, bias, -np.inf, np.inf, np.empty((1, 1, 3, 3), np.float32), 1, 1, 1, 1, 1, 1)
 
 
-def depthwise2d(x: Array, weights: Array, window: Window, geom: Geometry) -> Array:
-    """``(N, C, *out)`` for a float32 2-D conv with one input channel and one output per group
-    (``weights`` from :func:`prepare_weights`); only when :func:`available`."""
+def depthwise2d(
+    x: Array, weights: Array, bias: Array, window: Window, geom: Geometry,
+    low: float = -np.inf, high: float = np.inf,
+) -> Array:
+    """``clip(conv(x) + bias, low, high)`` as ``(N, C, *out)``, for a float32 2-D conv with one
+    input channel and one output per group (``weights`` from :func:`prepare_weights`, ``bias``
+    float32 ``(C,)``); only when :func:`available`."""
     kernel = _get()
     assert kernel is not None and x.dtype == np.float32 and x.ndim == 4
     n, c = x.shape[:2]
     out = np.empty((n, c, *geom.out), np.float32)
-    xs = np.ascontiguousarray(x)
     kernel(
-        xs, weights, out, window.strides[0], window.strides[1], window.dilations[0],
-        window.dilations[1], geom.begin[0], geom.begin[1],
+        np.ascontiguousarray(x), weights, bias, low, high, out, window.strides[0],
+        window.strides[1], window.dilations[0], window.dilations[1], geom.begin[0],
+        geom.begin[1],
     )
     return out
 

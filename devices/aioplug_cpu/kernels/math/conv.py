@@ -85,6 +85,12 @@ class ConvCore:
             self._geoms[x.shape] = layout
         return window, layout
 
+    def run_depthwise_jit(self, x: Array, bias: Array, low: float, high: float) -> Array:
+        """The compiled depthwise kernel with bias and clipping fused (constant weights)."""
+        assert self._prepared is not None and self._prepared[0] == "dw_jit"
+        window, (geom, _) = self._geometry(x, (0, 0) + (self._window.kernel if self._window else ()))
+        return _jit.depthwise2d(x, self._prepared[1], bias, window, geom, low, high)
+
     def run(self, x: Array, w: Array | None) -> Array:
         """Convolves ``x`` (already in the compute dtype) with the prepared or given weights."""
         prepared = self._prepared
@@ -97,7 +103,7 @@ class ConvCore:
         window, (geom, ft) = self._geometry(x, w_shape)
         kind, warr = prepared
         if kind == "dw_jit":
-            return _jit.depthwise2d(x, warr, window, geom)
+            return _jit.depthwise2d(x, warr, np.zeros(x.shape[1], np.float32), window, geom)
         if kind == "dw":
             return _depthwise(x, warr, ft)
         return _gemm_conv(x, warr, window, geom, self.group)
@@ -177,6 +183,10 @@ def _conv(node: KernelNode) -> Kernel:
             _bias_shape(w_const.ndim - 2)
         )
     kind = core._prepared[0] if core._prepared is not None else ""
+    if kind == "dw_jit" and w_const is not None and (bias_c is not None or not has_bias):
+        assert w_const is not None
+        bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
+        return _depthwise_jit_kernel(core, np.ascontiguousarray(bias, np.float32))
     exec_type = {"dw": "depthwise", "dw_jit": "depthwise_jit"}.get(kind, "gemm_im2col")
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
@@ -191,3 +201,37 @@ def _conv(node: KernelNode) -> Kernel:
         return (y if y.dtype == dtype else y.astype(dtype),)
 
     return as_kernel(run, exec_type)
+
+
+def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, float] | None:
+    """The ``[low, high]`` that Relu or Clip(alpha, beta) keeps; None for other activations."""
+    if activation == "Relu":
+        return 0.0, float(np.inf)
+    if activation == "Clip":
+        return alpha, beta
+    return None
+
+
+def _depthwise_jit_kernel(
+    core: ConvCore, bias: Array, low: float = -np.inf, high: float = np.inf, activation: str = ""
+) -> Kernel:
+    """The compiled depthwise conv with its bias; ``fuse_activation`` folds a following Relu or
+    Clip into the same pass (the fused-op kernels ask for it)."""
+
+    def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
+        dtype = x.dtype
+        y = core.run_depthwise_jit(x.astype(np.float32, copy=False), bias, low, high)
+        return (y if y.dtype == dtype else y.astype(dtype),)
+
+    suffix = f"+{activation.lower()}" if activation else ""
+    kernel = as_kernel(run, f"depthwise_jit{suffix}")
+
+    def fuse_activation(name: str, alpha: float, beta: float) -> Kernel | None:
+        bounds = _clip_bounds(name, alpha, beta)
+        if bounds is None or activation:
+            return None
+        lo, hi = bounds
+        return _depthwise_jit_kernel(core, bias, max(low, lo), min(high, hi), name)
+
+    setattr(kernel, "fuse_activation", fuse_activation)  # noqa: B010
+    return kernel
