@@ -14,17 +14,8 @@ import pytest
 
 from aioplug.testing.node_suite import load_node_cases, run_node_suite_on_device
 
-FLEX_ATTENTION = {
-    f"test_flexattention{suffix}"
-    for suffix in (
-        "", "_scaled", "_gqa", "_diff_head_sizes", "_score_mod", "_prob_mod", "_fp16", "_double",
-        "_causal_mask", "_soft_cap", "_relative_positional",
-    )
-}
-
 KNOWN_FAILURES = {
-    # ai.onnx.preview::FlexAttention (score_mod / prob_mod subgraphs) has no CPU kernel yet.
-    "CPU": FLEX_ATTENTION,
+    "CPU": set(),
     # TEMPLATE's kernels are onnx.reference's; these are that evaluator's own limitations.
     "TEMPLATE": {
         "test_if_opt",

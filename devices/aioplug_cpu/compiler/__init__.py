@@ -7,6 +7,7 @@ from .passes import PassManager, default_passes
 from .plan import ExecutionPlan, Step, build_plan
 from . import control_flow as _control_flow  # noqa: F401,E402  (registers If, Loop, Scan)
 from . import fused_kernels as _fused_kernels  # noqa: F401,E402  (registers the fused ops)
+from . import flex_attention as _flex_attention  # noqa: F401,E402  (registers FlexAttention)
 
 __all__ = [
     "ExecutionPlan",
