@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels import Kernel, KernelNode, kernel, lookup
-from ..kernels.math._erf import erf
+from ..kernels.math._erf import gelu_erf
 
 __all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
 
@@ -166,8 +166,4 @@ class Gelu:
         pass
 
     def __call__(self, x: Any) -> tuple[Any, ...]:
-        t = erf(x * np.asarray(1.0 / np.sqrt(2.0), dtype=x.dtype))
-        t += 1
-        t *= x
-        t *= np.asarray(0.5, dtype=x.dtype)
-        return (t,)
+        return (gelu_erf(x),)

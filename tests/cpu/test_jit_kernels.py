@@ -1,8 +1,10 @@
-"""Depthwise convolution on the CPU device: the compiled kernel (numba) and the numpy one agree
-with onnx's reference evaluator on strides, dilations, pads, auto_pad, kernel sizes and bias."""
+"""The CPU device's compiled kernels (numba) and their numpy counterparts: depthwise
+convolution against onnx's reference evaluator on strides, dilations, pads, auto_pad, kernel
+sizes, bias and fused activations; Gelu against the C library's erf."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -117,3 +119,17 @@ async def test_a_following_activation_is_fused_into_the_compiled_kernel(activati
         records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
         # Relu and Clip are applied as the kernel stores; others run after it, in place
         assert records["dw"] == f"depthwise_jit+{activation.lower()}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_gelu_matches_the_c_library_erf(dtype: type, kernel_kind: str) -> None:
+    from aioplug_cpu.kernels.math._erf import gelu_erf
+
+    x = np.concatenate(
+        [np.linspace(-9, 9, 20001), np.random.default_rng(3).standard_normal(5000) * 4]
+    ).astype(dtype)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    got = gelu_erf(x)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    tol = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(got.astype(np.float64), exact, rtol=tol, atol=tol)
