@@ -137,8 +137,11 @@ class _Progress:
             return
         self._last = now
         elapsed = now - self._start
-        goal = f"/{self._budget.count}" if self._budget.count else f" in {self._budget.seconds:g} s"
-        line = f"{self._name}: {done}{goal} inferences, {elapsed:.1f} s, {done / max(elapsed, 1e-9):.1f}/s"
+        if self._budget.count:
+            progress = f"{done}/{self._budget.count} inferences"
+        else:
+            progress = f"{done} inferences, {elapsed:.1f} of {self._budget.seconds:g} s"
+        line = f"{self._name}: {progress}, {done / max(elapsed, 1e-9):.1f}/s"
         if self._tty:
             sys.stderr.write("\r\033[K" + line + ("\n" if final else ""))
         elif final:
