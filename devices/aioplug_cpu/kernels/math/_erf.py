@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _jit
+
 __all__ = ["erf", "gelu_erf"]
 
 _SMALL_LIMIT = 0.75
@@ -153,8 +155,6 @@ def erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 def gelu_erf(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``0.5 * x * (1 + erf(x / sqrt(2)))`` in x's float dtype (compiled when numba is there)."""
-    from . import _jit
-
     compiled = _jit.gelu_erf(x)
     if compiled is not None:
         return compiled
