@@ -199,7 +199,7 @@ async def test_auto_round_trip_keeps_its_device_and_its_fallback(
     )
     # the fallback candidate compiles the stored model on first need, as after a compile
     assert imported.candidates == 2 and imported.compiled_candidate(1) is None
-    fallback = await imported.candidate(1)
+    fallback = imported.candidate(1)  # compiled on the calling thread
     assert fallback.get_property("EXECUTION_DEVICES") == ["CPU.0"]
     np.testing.assert_allclose(
         (await fallback.infer(feed))["probs"], _reference(model, feed)[0], rtol=1e-5, atol=1e-6

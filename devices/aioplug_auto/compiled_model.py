@@ -12,14 +12,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import anyio
-
 from aioplug.plugin import (
+    AsyncInferRequest,
     CompiledModel,
     DeviceTarget,
     ImportExportError,
     Model,
     Plugin,
+    Stage,
     SyncInferRequest,
     VirtualCompiledModel,
     VirtualPlugin,
@@ -56,7 +56,6 @@ class AutoCompiledModel(VirtualCompiledModel):
         self._candidates: list[tuple[DeviceTarget, dict[str, Any]]] = list(fallbacks)
         self._models: list[CompiledModel | None] = [chosen] + [None] * len(self._candidates)
         self._auto = plugin
-        self._compile_lock = anyio.Lock()
         self._sync_lock = threading.Lock()
         self.fallback_enabled = bool(self._config.get("ENABLE_RUNTIME_FALLBACK", True))
 
@@ -77,23 +76,9 @@ class AutoCompiledModel(VirtualCompiledModel):
         """The compiled model of candidate ``index`` (0: the choice), if compiled yet."""
         return self._models[index]
 
-    async def candidate(self, index: int) -> CompiledModel:
-        """The compiled model of candidate ``index``, compiling a fallback on first need."""
-        compiled = self._models[index]
-        if compiled is not None:
-            return compiled
-        async with self._compile_lock:
-            compiled = self._models[index]
-            if compiled is None:
-                self._check_open()
-                target, props = self._candidates[index - 1]
-                log.info("AUTO: compiling %s on fallback device %s", self.model.name, target.name)
-                compiled = await self._auto.compile_on(self.model, target, props)
-                self._models[index] = compiled
-            return compiled
-
-    def candidate_sync(self, index: int) -> CompiledModel:
-        """Like :meth:`candidate`, for the synchronous path: compiles on the calling thread."""
+    def candidate(self, index: int) -> CompiledModel:
+        """The compiled model of candidate ``index`` (0: the choice). A fallback is compiled on
+        first need, on the thread that needs it (a stream thread of the chosen device)."""
         compiled = self._models[index]
         if compiled is not None:
             return compiled
@@ -121,6 +106,20 @@ class AutoCompiledModel(VirtualCompiledModel):
 
     def _create_sync_infer_request(self) -> SyncInferRequest:
         return AutoInferRequest(self)
+
+    def _create_async_infer_request(self, sync: SyncInferRequest) -> AsyncInferRequest:
+        """One pipeline per request: its compute stage runs the chosen device's request on that
+        device's compute executor (stream threads, or the loop for tiny models), rather than a
+        second pipeline awaited inside this one."""
+        light = self.light_executor
+        return AsyncInferRequest(
+            sync,
+            [
+                Stage(light, sync.preprocess, "preprocess"),
+                Stage(self.chosen.compute_executor, sync.compute, "compute"),
+                Stage(light, sync.postprocess, "postprocess"),
+            ],
+        )
 
     def _export_payload(self) -> bytes:
         """The original model, the chosen device's own export and the fallback candidates."""

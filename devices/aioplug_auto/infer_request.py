@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aioplug.plugin import (
-    AsyncInferRequest,
     CancelToken,
     DeviceError,
     InferResults,
@@ -36,7 +35,6 @@ class AutoInferRequest(VirtualSyncInferRequest):
         super().__init__(compiled)
         self._auto = compiled
         self._output_order = tuple(p.name for p in compiled.model.outputs)
-        self._async: dict[int, AsyncInferRequest] = {}
         self._sync_parts: dict[int, SyncInferRequest] = {}
 
     def _outputs_of(self, results: InferResults) -> list[Any]:
@@ -55,20 +53,6 @@ class AutoInferRequest(VirtualSyncInferRequest):
             self.record_node("runtime fallback", "Fallback", f"{failed} -> {target}", elapsed, 0.0)
         return following
 
-    async def _infer_async(self, feed: dict[str, Any], token: CancelToken) -> Sequence[Any]:
-        index = 0
-        while True:
-            start = time.perf_counter()
-            request = self._async.get(index)
-            if request is None:
-                compiled = await self._auto.candidate(index)
-                request = self._async[index] = compiled.create_infer_request()
-            label = self._auto.candidate_name(index)
-            try:
-                return self._outputs_of(await self.run_part(request, feed, token, label))
-            except DeviceError as exc:
-                index = self._fall_back(index, exc, start)
-
     def _infer(self, feed: dict[str, Any], token: CancelToken) -> Sequence[Any]:
         index = 0
         while True:
@@ -76,7 +60,7 @@ class AutoInferRequest(VirtualSyncInferRequest):
             start = time.perf_counter()
             request = self._sync_parts.get(index)
             if request is None:
-                compiled = self._auto.candidate_sync(index)
+                compiled = self._auto.candidate(index)
                 request = self._sync_parts[index] = compiled.create_sync_infer_request()
             label = self._auto.candidate_name(index)
             try:
