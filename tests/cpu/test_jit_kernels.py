@@ -1,6 +1,7 @@
 """The CPU device's compiled kernels (numba) and their numpy counterparts: depthwise
-convolution against onnx's reference evaluator on strides, dilations, pads, auto_pad, kernel
-sizes, bias and fused activations; Gelu against the C library's erf."""
+convolution and Winograd 3x3 convolution against onnx's reference evaluator on strides,
+dilations, pads, auto_pad, kernel sizes, bias and fused activations; Gelu against the C
+library's erf."""
 
 from __future__ import annotations
 
@@ -133,3 +134,75 @@ def test_gelu_matches_the_c_library_erf(dtype: type, kernel_kind: str) -> None:
     assert got.dtype == x.dtype and got.shape == x.shape
     tol = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}[dtype]
     np.testing.assert_allclose(got.astype(np.float64), exact, rtol=tol, atol=tol)
+
+
+WINOGRAD_CASES = [
+    # in channels, out channels, height, width, pads or auto_pad, bias, batch
+    (8, 16, 12, 12, [1, 1, 1, 1], True, 1),
+    (5, 7, 13, 11, [1, 1, 1, 1], False, 2),  # odd sizes: a partial last tile
+    (4, 6, 9, 10, [0, 2, 1, 0], True, 1),
+    (3, 4, 8, 8, [0, 0, 0, 0], True, 1),
+    (6, 6, 7, 9, "SAME_UPPER", False, 1),
+    (6, 3, 10, 6, "SAME_LOWER", True, 3),
+    (2, 2, 2, 2, [1, 1, 1, 1], True, 1),  # a single tile, mostly padding
+    (16, 8, 5, 5, [2, 2, 2, 2], True, 1),
+]
+
+
+def _conv3x3_model(
+    c_in: int, c_out: int, height: int, width: int, pads: list[int] | str, bias: bool, batch: int
+) -> onnx.ModelProto:
+    rng = np.random.default_rng(c_in * 10 + c_out)
+    inits = [numpy_helper.from_array(rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b"))
+        inputs.append("b")
+    attrs: dict[str, object] = {"kernel_shape": [3, 3]}
+    if isinstance(pads, str):
+        attrs["auto_pad"] = pads
+    else:
+        attrs["pads"] = pads
+    graph = helper.make_graph(
+        [helper.make_node("Conv", inputs, ["y"], name="conv", **attrs)],
+        "conv3x3",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c_in, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=[f"case{i}" for i in range(len(WINOGRAD_CASES))])
+async def test_winograd_conv_matches_the_reference(case: tuple, kernel_kind: str) -> None:  # type: ignore[type-arg]
+    model = _conv3x3_model(*case)
+    x_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(9).standard_normal(x_shape).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        out = await request.infer({"x": x})
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        assert records["conv"] == ("winograd" if kernel_kind == "depthwise_jit" else "gemm_im2col")
+
+
+async def test_winograd_fuses_a_following_relu() -> None:
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    model = _conv3x3_model(8, 8, 10, 10, [1, 1, 1, 1], True, 1)
+    graph = model.graph
+    graph.node.append(helper.make_node("Relu", ["y"], ["z"], name="act"))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, 10, 10]))
+    del graph.value_info[:]
+    x = np.random.default_rng(10).standard_normal((1, 8, 10, 10)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        np.testing.assert_allclose((await request.infer({"x": x}))["z"], expected, rtol=1e-4, atol=1e-4)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        assert records["conv"] == "winograd+relu"

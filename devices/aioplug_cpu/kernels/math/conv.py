@@ -6,7 +6,8 @@ then runs one batched BLAS product ``W[g] @ cols[n, g]``; a 1x1, stride-1, unpad
 skips the copy. Depthwise convs (one input channel per group) accumulate one scaled,
 contiguous run per kernel tap instead (see ``FlatTaps``), or, in 2-D float32 with numba
 installed, run the compiled kernel of ``_jit``. Constant weights are arranged once,
-in the factory; float16 computes in float32.
+in the factory; float16 computes in float32. With numba installed, a 3x3 stride-1 float32
+conv runs as Winograd F(2x2, 3x3) (``_jit.winograd3x3``) instead of im2col.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from ._spatial import (
 )
 
 __all__ = ["ConvCore"]
+
+COMPILED_KINDS = {"dw_jit": "depthwise_jit", "winograd": "winograd"}
+"""Prepared weight kinds that run a compiled kernel, with their profiling exec types."""
 
 _Layout = tuple[Geometry, FlatTaps]
 
@@ -63,9 +67,17 @@ class ConvCore:
         ``("dw_jit", (C, kh, kw))`` for the compiled 2-D depthwise kernel."""
         m, cg = w.shape[0], w.shape[1]
         g = self.group
-        if cg == 1 and g > 1 and m == g and w.ndim == 4 and w.dtype == np.float32 and _jit.available():
+        window = self._window
+        compiled = w.ndim == 4 and w.dtype == np.float32 and _jit.available()
+        if compiled and cg == 1 and g > 1 and m == g:
             _jit.warm_up()
             return "dw_jit", _jit.prepare_weights(w)
+        if (
+            compiled and g == 1 and w.shape[2:] == (3, 3) and window is not None
+            and window.strides == (1, 1) and window.dilations == (1, 1)
+        ):
+            _jit.warm_up()
+            return "winograd", _jit.winograd_weights(w)
         if cg == 1 and g > 1 and m % g == 0:
             mult = m // g
             taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
@@ -85,11 +97,20 @@ class ConvCore:
             self._geoms[x.shape] = layout
         return window, layout
 
-    def run_depthwise_jit(self, x: Array, bias: Array, low: float, high: float) -> Array:
-        """The compiled depthwise kernel with bias and clipping fused (constant weights)."""
-        assert self._prepared is not None and self._prepared[0] == "dw_jit"
+    def run_fused(self, x: Array, bias: Array, low: float, high: float) -> Array:
+        """A compiled kernel (depthwise or Winograd) with the bias added and the result clipped
+        to ``[low, high]`` as it is stored (constant weights)."""
+        assert self._prepared is not None and self._prepared[0] in COMPILED_KINDS
+        return self._run_compiled(self._prepared, x, bias, low, high)
+
+    def _run_compiled(
+        self, prepared: tuple[str, Array], x: Array, bias: Array, low: float, high: float
+    ) -> Array:
+        kind, warr = prepared
         window, (geom, _) = self._geometry(x, (0, 0) + (self._window.kernel if self._window else ()))
-        return _jit.depthwise2d(x, self._prepared[1], bias, window, geom, low, high)
+        if kind == "winograd":
+            return _jit.winograd3x3(x, warr, bias, geom, low, high)
+        return _jit.depthwise2d(x, warr, bias, window, geom, low, high)
 
     def run(self, x: Array, w: Array | None) -> Array:
         """Convolves ``x`` (already in the compute dtype) with the prepared or given weights."""
@@ -102,8 +123,9 @@ class ConvCore:
             w_shape = (0, 0) + (self._window.kernel if self._window else ())
         window, (geom, ft) = self._geometry(x, w_shape)
         kind, warr = prepared
-        if kind == "dw_jit":
-            return _jit.depthwise2d(x, warr, np.zeros(x.shape[1], np.float32), window, geom)
+        if kind in COMPILED_KINDS:
+            channels = warr.shape[0] if kind == "dw_jit" else warr.shape[1]
+            return self._run_compiled(prepared, x, np.zeros(channels, np.float32), -np.inf, np.inf)
         if kind == "dw":
             return _depthwise(x, warr, ft)
         return _gemm_conv(x, warr, window, geom, self.group)
@@ -183,11 +205,10 @@ def _conv(node: KernelNode) -> Kernel:
             _bias_shape(w_const.ndim - 2)
         )
     kind = core._prepared[0] if core._prepared is not None else ""
-    if kind == "dw_jit" and w_const is not None and (bias_c is not None or not has_bias):
-        assert w_const is not None
+    if kind in COMPILED_KINDS and w_const is not None and (bias_c is not None or not has_bias):
         bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
-        return _depthwise_jit_kernel(core, np.ascontiguousarray(bias, np.float32))
-    exec_type = {"dw": "depthwise", "dw_jit": "depthwise_jit"}.get(kind, "gemm_im2col")
+        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), COMPILED_KINDS[kind])
+    exec_type = {"dw": "depthwise", **COMPILED_KINDS}.get(kind, "gemm_im2col")
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
         dtype = x.dtype
@@ -212,26 +233,27 @@ def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, flo
     return None
 
 
-def _depthwise_jit_kernel(
-    core: ConvCore, bias: Array, low: float = -np.inf, high: float = np.inf, activation: str = ""
+def _compiled_kernel(
+    core: ConvCore, bias: Array, exec_type: str, low: float = -np.inf, high: float = np.inf,
+    activation: str = "",
 ) -> Kernel:
-    """The compiled depthwise conv with its bias; ``fuse_activation`` folds a following Relu or
+    """A conv on a compiled kernel with its bias; ``fuse_activation`` folds a following Relu or
     Clip into the same pass (the fused-op kernels ask for it)."""
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
         dtype = x.dtype
-        y = core.run_depthwise_jit(x.astype(np.float32, copy=False), bias, low, high)
+        y = core.run_fused(x.astype(np.float32, copy=False), bias, low, high)
         return (y if y.dtype == dtype else y.astype(dtype),)
 
     suffix = f"+{activation.lower()}" if activation else ""
-    kernel = as_kernel(run, f"depthwise_jit{suffix}")
+    kernel = as_kernel(run, f"{exec_type}{suffix}")
 
     def fuse_activation(name: str, alpha: float, beta: float) -> Kernel | None:
         bounds = _clip_bounds(name, alpha, beta)
         if bounds is None or activation:
             return None
         lo, hi = bounds
-        return _depthwise_jit_kernel(core, bias, max(low, lo), min(high, hi), name)
+        return _compiled_kernel(core, bias, exec_type, max(low, lo), min(high, hi), name)
 
     setattr(kernel, "fuse_activation", fuse_activation)  # noqa: B010
     return kernel
