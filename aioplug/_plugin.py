@@ -182,6 +182,16 @@ class Plugin:
     ) -> CompiledModel:
         """Rebuilds a compiled model from a stream written by ``CompiledModel.export_model``."""
         header, payload = read_blob(stream, self.device_name)
+        config = self._stream_config(header)
+        config.update(self._properties.validate(properties))
+        compiled = self._import_model(payload, config, from_cache)
+        compiled._prepare()
+        self._compiled.add(compiled)
+        return compiled
+
+    def _stream_config(self, header: Mapping[str, Any]) -> dict[str, Any]:
+        """The compile configuration an exported stream's header stores, checked against this
+        plugin's version and properties; ImportExportError when it does not fit."""
         if header.get("plugin_version") != self.version:
             raise ImportExportError(
                 f"the stream was exported by {self.device_name} plugin version "
@@ -191,14 +201,9 @@ class Plugin:
         if not isinstance(stored, dict):
             raise ImportExportError("the stream's header has no compile configuration")
         try:
-            config = self.compile_config(stored)
+            return self.compile_config(stored)
         except PropertyError as exc:
             raise ImportExportError(f"the stream's configuration is not valid here: {exc}") from exc
-        config.update(self._properties.validate(properties))
-        compiled = self._import_model(payload, config, from_cache)
-        compiled._prepare()
-        self._compiled.add(compiled)
-        return compiled
 
     def query_model(self, model: Model, properties: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Returns ``{node name: device}`` for every node the device can run."""

@@ -267,16 +267,8 @@ class VirtualPlugin(Plugin):
                 "(compile the model again)"
             )
         header, payload = await run_blocking(read_blob, stream, self.device_name)
-        if header.get("plugin_version") != self.version:
-            raise ImportExportError(
-                f"the stream was exported by {self.device_name} plugin version "
-                f"{header.get('plugin_version')}; this plugin is {self.version}"
-            )
-        stored = header.get("config")
-        if not isinstance(stored, dict):
-            raise ImportExportError("the stream's header has no compile configuration")
+        config = self._stream_config(header)
         try:
-            config = self.compile_config(stored)
             given = self.properties.validate(properties)
         except PropertyError as exc:
             raise ImportExportError(f"the stream's configuration is not valid here: {exc}") from exc

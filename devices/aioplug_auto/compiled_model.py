@@ -56,6 +56,9 @@ class AutoCompiledModel(VirtualCompiledModel):
         self._candidates: list[tuple[DeviceTarget, dict[str, Any]]] = list(fallbacks)
         self._models: list[CompiledModel | None] = [chosen] + [None] * len(self._candidates)
         self._auto = plugin
+        self._names = [",".join(chosen.get_property("EXECUTION_DEVICES"))] + [
+            target.name for target, _ in self._candidates
+        ]
         self._sync_lock = threading.Lock()
         self.fallback_enabled = bool(self._config.get("ENABLE_RUNTIME_FALLBACK", True))
 
@@ -95,9 +98,8 @@ class AutoCompiledModel(VirtualCompiledModel):
             return compiled
 
     def candidate_name(self, index: int) -> str:
-        if index == 0:
-            return ",".join(self.chosen.get_property("EXECUTION_DEVICES"))
-        return self._candidates[index - 1][0].name
+        """The device of candidate ``index``, as profiling records and logs name it."""
+        return self._names[index]
 
     @property
     def chosen_target(self) -> DeviceTarget:

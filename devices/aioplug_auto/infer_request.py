@@ -98,6 +98,6 @@ class MultiInferRequest(VirtualSyncInferRequest):
         first = self._multi.parts[0]
         if self._sync_request is None:
             self._sync_request = first.create_sync_infer_request()
-        self.last_device = ",".join(first.get_property("EXECUTION_DEVICES"))
+        self.last_device = self._multi.workers.device(0)
         results = self.run_part_sync(self._sync_request, feed, token, self.last_device)
         return [results[name] for name in self._output_order]

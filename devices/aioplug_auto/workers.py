@@ -39,6 +39,10 @@ class WorkerPool:
         self._waiters: deque[asyncio.Future[Worker]] = deque()
         self._closed = False
 
+    def device(self, rank: int) -> str:
+        """The device of the ``rank``-th compiled model (0: the highest priority)."""
+        return self._devices[rank]
+
     @property
     def size(self) -> int:
         """How many device requests the pool lends at most."""

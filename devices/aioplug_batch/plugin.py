@@ -68,8 +68,6 @@ class BatchPlugin(VirtualPlugin):
     ) -> BatchCompiledModel:
         device, size = self.target(targets)
         layout = batch_layout(model, self.device_name)
-        if "AUTO_BATCH_TIMEOUT" not in config:
-            config["AUTO_BATCH_TIMEOUT"] = self.get_property("AUTO_BATCH_TIMEOUT")
         device_model = await self.compile_on(layout.model, device, forwarded[str(targets[0])])
         try:
             return BatchCompiledModel(

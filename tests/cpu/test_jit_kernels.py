@@ -34,18 +34,21 @@ CASES = [
 ]
 
 
-def _depthwise_model(
-    channels: int, height: int, width: int, kernel: tuple[int, int], strides: tuple[int, int],
-    dilations: tuple[int, int], pads: list[int] | str, bias: bool, batch: int,
+def _conv_model(
+    c_in: int, c_out: int, group: int, height: int, width: int, kernel: tuple[int, int],
+    strides: tuple[int, int], dilations: tuple[int, int], pads: list[int] | str, bias: bool,
+    batch: int, name: str, seed: int,
 ) -> onnx.ModelProto:
-    rng = np.random.default_rng(channels * 100 + height)
-    inits = [numpy_helper.from_array(rng.standard_normal((channels, 1, *kernel)).astype(np.float32), "w")]
+    """One Conv node ``name`` with random weights (and bias), shape-inferred."""
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((c_out, c_in // group, *kernel)).astype(np.float32)
+    inits = [numpy_helper.from_array(weights, "w")]
     inputs = ["x", "w"]
     if bias:
-        inits.append(numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b"))
+        inits.append(numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b"))
         inputs.append("b")
     attrs: dict[str, object] = {
-        "group": channels, "kernel_shape": list(kernel), "strides": list(strides),
+        "group": group, "kernel_shape": list(kernel), "strides": list(strides),
         "dilations": list(dilations),
     }
     if isinstance(pads, str):
@@ -53,14 +56,24 @@ def _depthwise_model(
     else:
         attrs["pads"] = pads
     graph = helper.make_graph(
-        [helper.make_node("Conv", inputs, ["y"], name="dw", **attrs)],
-        "depthwise",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, height, width])],
+        [helper.make_node("Conv", inputs, ["y"], name=name, **attrs)],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c_in, height, width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return onnx.shape_inference.infer_shapes(model)
+
+
+def _depthwise_model(
+    channels: int, height: int, width: int, kernel: tuple[int, int], strides: tuple[int, int],
+    dilations: tuple[int, int], pads: list[int] | str, bias: bool, batch: int,
+) -> onnx.ModelProto:
+    return _conv_model(
+        channels, channels, channels, height, width, kernel, strides, dilations, pads, bias,
+        batch, "dw", channels * 100 + height,
+    )
 
 
 @pytest.fixture(params=["jit", "numpy"])
@@ -152,26 +165,10 @@ WINOGRAD_CASES = [
 def _conv3x3_model(
     c_in: int, c_out: int, height: int, width: int, pads: list[int] | str, bias: bool, batch: int
 ) -> onnx.ModelProto:
-    rng = np.random.default_rng(c_in * 10 + c_out)
-    inits = [numpy_helper.from_array(rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32), "w")]
-    inputs = ["x", "w"]
-    if bias:
-        inits.append(numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b"))
-        inputs.append("b")
-    attrs: dict[str, object] = {"kernel_shape": [3, 3]}
-    if isinstance(pads, str):
-        attrs["auto_pad"] = pads
-    else:
-        attrs["pads"] = pads
-    graph = helper.make_graph(
-        [helper.make_node("Conv", inputs, ["y"], name="conv", **attrs)],
-        "conv3x3",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c_in, height, width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        inits,
+    return _conv_model(
+        c_in, c_out, 1, height, width, (3, 3), (1, 1), (1, 1), pads, bias, batch, "conv",
+        c_in * 10 + c_out,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return onnx.shape_inference.infer_shapes(model)
 
 
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=[f"case{i}" for i in range(len(WINOGRAD_CASES))])
