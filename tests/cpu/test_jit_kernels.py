@@ -31,6 +31,17 @@ CASES = [
     (4, 7, 7, (3, 3), (3, 3), (1, 1), "SAME_LOWER", True, 1),
     (4, 6, 6, (3, 3), (1, 1), (1, 1), "VALID", True, 3),
     (2, 3, 3, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], False, 1),  # every output touches a border
+    # 3x3 at stride 1 and 2 run flat, phase-split kernels: odd and even sizes, uneven and
+    # oversized pads, input rows and columns the stride never reaches
+    (3, 9, 7, (3, 3), (2, 2), (1, 1), [0, 0, 1, 1], True, 1),
+    (3, 10, 12, (3, 3), (2, 2), (1, 1), [1, 0, 0, 1], False, 2),
+    (3, 8, 8, (3, 3), (2, 2), (1, 1), "SAME_UPPER", True, 1),
+    (3, 11, 6, (3, 3), (2, 2), (1, 1), [2, 3, 2, 3], True, 1),
+    (3, 12, 12, (3, 3), (2, 2), (1, 1), "VALID", False, 1),
+    (2, 1, 1, (3, 3), (2, 2), (1, 1), [1, 1, 1, 1], True, 1),
+    (3, 7, 5, (3, 3), (1, 1), (1, 1), [0, 2, 2, 0], True, 1),
+    (3, 16, 17, (3, 3), (1, 1), (1, 1), "SAME_LOWER", False, 2),
+    (3, 1, 9, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 1),
 ]
 
 

@@ -31,13 +31,15 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "available", "depthwise2d", "gelu_erf", "prepare_weights", "warm_up", "winograd3x3",
+    "available", "bias_clip", "depthwise2d", "gelu_erf", "prepare_weights", "warm_up", "winograd3x3",
     "winograd_weights",
 ]
 
 log = logging.getLogger(__name__)
 
 _kernel: Callable[..., None] | None = None
+_depthwise3x3: tuple[Callable[..., None], Callable[..., None]] | None = None
+_bias_clip: Callable[..., None] | None = None
 _gelu: Callable[..., None] | None = None
 _winograd: tuple[Callable[..., None], Callable[..., None]] | None = None
 _tried = False
@@ -52,18 +54,114 @@ def _build() -> Callable[..., None] | None:
         return None
 
     @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    def taps3x3(
+        p0: Array, p1: Array, p2: Array, p3: Array, p4: Array, p5: Array, p6: Array,
+        p7: Array, p8: Array, w: Array, c: int, bc: float, lo: float, hi: float, acc: Array,
+    ) -> None:  # pragma: no cover - compiled
+        """``acc = clip(bc + sum_k w[c, k] * p_k, lo, hi)`` over equal-length runs: one
+        vectorised loop (its operands are views at fixed offsets, so no index can wrap)."""
+        w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+        w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+        w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+        for i in range(acc.shape[0]):
+            v = (
+                bc + w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i]
+                + w5 * p5[i] + w6 * p6[i] + w7 * p7[i] + w8 * p8[i]
+            )
+            acc[i] = min(max(v, lo), hi)
+
+    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    def store_rows(acc: Array, pitch: int, out: Array) -> None:  # pragma: no cover - compiled
+        """``out[oy, :] = acc[oy * pitch : oy * pitch + out_w]``: the valid columns."""
+        for oy in range(out.shape[0]):
+            src = acc[oy * pitch :]
+            dst = out[oy]
+            for ox in range(out.shape[1]):
+                dst[ox] = src[ox]
+
+    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    def depthwise3x3_s1(
+        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    ) -> None:  # pragma: no cover - compiled
+        """3x3, stride 1: each channel is copied into a zero-padded plane of pitch
+        ``out_w + 2``; every output of the flattened plane is then one 9-tap sum at fixed
+        offsets, a single loop of ``out_h * pitch`` (the two extra columns per row are
+        dropped when stored). Small planes vectorise as well as large ones."""
+        n_img, channels, height, width = x.shape
+        out_h, out_w = out.shape[2], out.shape[3]
+        lo32, hi32 = np.float32(lo), np.float32(hi)
+        pitch = out_w + 2
+        plane = np.zeros((out_h + 3) * pitch, np.float32)
+        acc = np.empty(out_h * pitch, np.float32)
+        rows = min(height, out_h + 2 - top)
+        cols = min(width, pitch - left)
+        r0, r1, r2 = plane, plane[pitch:], plane[2 * pitch :]
+        for n in range(n_img):
+            for c in range(channels):
+                for iy in range(rows):
+                    src = x[n, c, iy]
+                    dst = plane[(top + iy) * pitch + left :]
+                    for ix in range(cols):
+                        dst[ix] = src[ix]
+                taps3x3(
+                    r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c,
+                    np.float32(bias[c]), lo32, hi32, acc,
+                )
+                store_rows(acc, pitch, out[n, c])
+
+    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    def depthwise3x3_s2(
+        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    ) -> None:  # pragma: no cover - compiled
+        """3x3, stride 2: the zero-padded plane is split as it is copied into four phase
+        planes (even/odd rows x even/odd columns) of pitch ``out_w + 1``, in which all nine
+        taps of every output sit at fixed offsets: the same single loop as stride 1."""
+        n_img, channels, height, width = x.shape
+        out_h, out_w = out.shape[2], out.shape[3]
+        lo32, hi32 = np.float32(lo), np.float32(hi)
+        pitch = out_w + 1
+        phases = np.zeros((4, (out_h + 2) * pitch), np.float32)
+        acc = np.empty(out_h * pitch, np.float32)
+        rows = min(height, 2 * out_h + 1 - top)  # padded rows/columns past 2 * out are unused
+        cols = min(width, 2 * out_w + 1 - left)
+        ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
+        for n in range(n_img):
+            for c in range(channels):
+                for iy in range(rows):
+                    py = top + iy
+                    base = (py >> 1) * pitch
+                    even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
+                    src = x[n, c, iy]
+                    if left & 1:  # input columns 0, 2, ... land in odd plane columns
+                        first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
+                    else:
+                        first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
+                    for k in range(cols >> 1):
+                        first[k] = src[2 * k]
+                        second[k] = src[2 * k + 1]
+                    if cols & 1:
+                        first[cols >> 1] = src[cols - 1]
+                taps3x3(
+                    ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
+                    np.float32(bias[c]), lo32, hi32, acc,
+                )
+                store_rows(acc, pitch, out[n, c])
+
+    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
     def depthwise(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
         sy: int, sx: int, dy: int, dx: int, top: int, left: int,
     ) -> None:  # pragma: no cover - compiled
+        """Any kernel size, stride and dilation: one zero-padded plane per channel, and per
+        kernel tap one multiply-add over each output row."""
         n_img, channels, height, width = x.shape
         out_h, out_w = out.shape[2], out.shape[3]
         kh, kw = w.shape[1], w.shape[2]
+        lo32, hi32 = np.float32(lo), np.float32(hi)
         # one zero-padded plane, reused for every channel: its border is never written
         plane_h = max(top + height, (out_h - 1) * sy + (kh - 1) * dy + 1)
         plane_w = max(left + width, (out_w - 1) * sx + (kw - 1) * dx + 1)
         plane = np.zeros((plane_h, plane_w), np.float32)
-        three = kh == 3 and kw == 3 and dy == 1 and dx == 1
         for n in range(n_img):
             for c in range(channels):
                 for iy in range(height):
@@ -71,47 +169,35 @@ def _build() -> Callable[..., None] | None:
                     dst = plane[top + iy, left : left + width]
                     for ix in range(width):
                         dst[ix] = src[ix]
-                bc = bias[c]
-                if three:
-                    w00, w01, w02 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
-                    w10, w11, w12 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
-                    w20, w21, w22 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
-                    for oy in range(out_h):
-                        r0 = plane[oy * sy]
-                        r1 = plane[oy * sy + 1]
-                        r2 = plane[oy * sy + 2]
-                        row_out = out[n, c, oy]
-                        if sx == 1:  # contiguous loads: the loop vectorises
-                            for j in range(out_w):
-                                v = (
-                                    bc + w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
-                                    + w10 * r1[j] + w11 * r1[j + 1] + w12 * r1[j + 2]
-                                    + w20 * r2[j] + w21 * r2[j + 1] + w22 * r2[j + 2]
-                                )
-                                row_out[j] = min(max(v, lo), hi)
-                        else:
+                bc = np.float32(bias[c])
+                for oy in range(out_h):
+                    row_out = out[n, c, oy]
+                    for ox in range(out_w):
+                        row_out[ox] = bc
+                    for ky in range(kh):
+                        row_in = plane[oy * sy + ky * dy]
+                        for kx in range(kw):
+                            wv = w[c, ky, kx]
+                            shift = kx * dx
                             for ox in range(out_w):
-                                j = ox * sx
-                                v = (
-                                    bc + w00 * r0[j] + w01 * r0[j + 1] + w02 * r0[j + 2]
-                                    + w10 * r1[j] + w11 * r1[j + 1] + w12 * r1[j + 2]
-                                    + w20 * r2[j] + w21 * r2[j + 1] + w22 * r2[j + 2]
-                                )
-                                row_out[ox] = min(max(v, lo), hi)
-                else:
-                    for oy in range(out_h):
-                        row_out = out[n, c, oy]
-                        for ox in range(out_w):
-                            row_out[ox] = bc
-                        for ky in range(kh):
-                            row_in = plane[oy * sy + ky * dy]
-                            for kx in range(kw):
-                                wv = w[c, ky, kx]
-                                shift = kx * dx
-                                for ox in range(out_w):
-                                    row_out[ox] += wv * row_in[ox * sx + shift]
-                        for ox in range(out_w):
-                            row_out[ox] = min(max(row_out[ox], lo), hi)
+                                row_out[ox] += wv * row_in[ox * sx + shift]
+                    for ox in range(out_w):
+                        row_out[ox] = min(max(row_out[ox], lo32), hi32)
+
+    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    def bias_clip(y: Array, bias: Array, lo: float, hi: float) -> None:  # pragma: no cover
+        """``y[n, m, :] = clip(y[n, m, :] + bias[m], lo, hi)`` in place, in one pass."""
+        lo32, hi32 = np.float32(lo), np.float32(hi)
+        for n in range(y.shape[0]):
+            for m in range(y.shape[1]):
+                b = bias[m]
+                row = y[n, m]
+                for j in range(row.shape[0]):
+                    row[j] = min(max(row[j] + b, lo32), hi32)
+
+    global _depthwise3x3, _bias_clip
+    _depthwise3x3 = (depthwise3x3_s1, depthwise3x3_s2)
+    _bias_clip = bias_clip
 
     @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
     def winograd_input(
@@ -155,6 +241,7 @@ def _build() -> Callable[..., None] | None:
         """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias, clipped to
         ``[lo, hi]``, into ``out[M, OH, OW]``."""
         out_h, out_w = out.shape[1], out.shape[2]
+        lo32, hi32 = np.float32(lo), np.float32(hi)  # float64 bounds would widen every store
         cols = np.empty((8, tw), np.float32)
         for m in range(prod.shape[1]):
             bm = bias[m]
@@ -175,10 +262,10 @@ def _build() -> Callable[..., None] | None:
                     for tx in range(tw):
                         ox = 2 * tx
                         v = bm + cols[b, tx] + cols[b + 1, tx] + cols[b + 2, tx]
-                        row[ox] = min(max(v, lo), hi)
+                        row[ox] = min(max(v, lo32), hi32)
                         if ox + 1 < out_w:
                             v = bm + cols[b + 1, tx] - cols[b + 2, tx] - cols[b + 3, tx]
-                            row[ox + 1] = min(max(v, lo), hi)
+                            row[ox + 1] = min(max(v, lo32), hi32)
 
     global _winograd
     _winograd = (winograd_input, winograd_output)
@@ -243,7 +330,12 @@ def warm_up() -> None:
         x = np.zeros((1, 1, 3, 3), np.float32)
         w = np.zeros((1, 3, 3), np.float32)
         bias = np.zeros(1, np.float32)
-        kernel(x, w, bias, -np.inf, np.inf, np.empty((1, 1, 3, 3), np.float32), 1, 1, 1, 1, 1, 1)
+        out = np.empty((1, 1, 3, 3), np.float32)
+        kernel(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1)
+        assert _depthwise3x3 is not None and _bias_clip is not None
+        for flat in _depthwise3x3:
+            flat(x, w, bias, -np.inf, np.inf, out, 1, 1)
+        _bias_clip(out.reshape(1, 1, 9), bias, -np.inf, np.inf)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
 
@@ -256,15 +348,24 @@ def depthwise2d(
     input channel and one output per group (``weights`` from :func:`prepare_weights`, ``bias``
     float32 ``(C,)``); only when :func:`available`."""
     kernel = _get()
-    assert kernel is not None and x.dtype == np.float32 and x.ndim == 4
+    assert kernel is not None and _depthwise3x3 is not None
+    assert x.dtype == np.float32 and x.ndim == 4
     n, c = x.shape[:2]
     out = np.empty((n, c, *geom.out), np.float32)
-    kernel(
-        np.ascontiguousarray(x), weights, bias, low, high, out, window.strides[0],
-        window.strides[1], window.dilations[0], window.dilations[1], geom.begin[0],
-        geom.begin[1],
-    )
+    x = np.ascontiguousarray(x)
+    (sy, sx), (dy, dx) = window.strides, window.dilations
+    if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
+        _depthwise3x3[sy - 1](x, weights, bias, low, high, out, geom.begin[0], geom.begin[1])
+    else:
+        kernel(x, weights, bias, low, high, out, sy, sx, dy, dx, geom.begin[0], geom.begin[1])
     return out
+
+
+def bias_clip(y: Array, bias: Array, low: float, high: float) -> None:
+    """``y = clip(y + bias[channel], low, high)`` in place, in one pass, for a C-contiguous
+    float32 ``y`` of shape ``(N, C, ...)``; only when :func:`available`."""
+    assert _get() is not None and _bias_clip is not None
+    _bias_clip(y.reshape(y.shape[0], y.shape[1], -1), bias, low, high)
 
 
 def gelu_erf(x: Array) -> Array | None:

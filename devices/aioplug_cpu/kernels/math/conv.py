@@ -98,10 +98,18 @@ class ConvCore:
         return window, layout
 
     def run_fused(self, x: Array, bias: Array, low: float, high: float) -> Array:
-        """A compiled kernel (depthwise or Winograd) with the bias added and the result clipped
-        to ``[low, high]`` as it is stored (constant weights)."""
-        assert self._prepared is not None and self._prepared[0] in COMPILED_KINDS
-        return self._run_compiled(self._prepared, x, bias, low, high)
+        """The conv with the bias added and the result clipped to ``[low, high]`` (constant
+        float32 weights, compiled kernels available): depthwise and Winograd do it as they
+        store, a GEMM conv in one compiled pass over its output."""
+        assert self._prepared is not None
+        kind, warr = self._prepared
+        if kind in COMPILED_KINDS:
+            return self._run_compiled(self._prepared, x, bias, low, high)
+        assert kind == "gemm" and self._window is not None
+        window, (geom, _) = self._geometry(x, (0, 0) + self._window.kernel)
+        y = _gemm_conv(x, warr, window, geom, self.group)
+        _jit.bias_clip(y, bias, low, high)
+        return y
 
     def _run_compiled(
         self, prepared: tuple[str, Array], x: Array, bias: Array, low: float, high: float
@@ -204,11 +212,16 @@ def _conv(node: KernelNode) -> Kernel:
         bias_c = b_const.astype(compute_dtype(w_const.dtype)).reshape(
             _bias_shape(w_const.ndim - 2)
         )
-    kind = core._prepared[0] if core._prepared is not None else ""
-    if kind in COMPILED_KINDS and w_const is not None and (bias_c is not None or not has_bias):
-        bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
-        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), COMPILED_KINDS[kind])
+    kind, warr = core._prepared if core._prepared is not None else ("", None)
     exec_type = {"dw": "depthwise", **COMPILED_KINDS}.get(kind, "gemm_im2col")
+    # a bias (and a following Relu/Clip) costs one compiled pass over a GEMM conv's output
+    fused_gemm = kind == "gemm" and bias_c is not None and warr is not None
+    fused_gemm = fused_gemm and warr.dtype == np.float32 and _jit.available()
+    if (kind in COMPILED_KINDS or fused_gemm) and w_const is not None and (
+        bias_c is not None or not has_bias
+    ):
+        bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
+        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), exec_type)
 
     def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
         dtype = x.dtype
