@@ -3,6 +3,8 @@ reference evaluator on the original model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import onnx
 import pytest
@@ -18,6 +20,7 @@ from aioplug_cpu.compiler.passes.fusions import (
     fuse_gelu,
     fuse_layernorm,
     fuse_matmul_bias,
+    move_activation_into_depthwise,
 )
 from aioplug_cpu.compiler.passes.shape_folding import fold_shapes
 
@@ -203,9 +206,105 @@ async def test_fused_models_export_and_import_as_onnx() -> None:
     np.testing.assert_allclose(a["y"], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-5)
 
 
+def inverted_residual(expand_bias: bool, dw_bias: bool, relu6: bool, stride: int) -> onnx.ModelProto:
+    """1x1 expand + Relu/Clip(0, 6) -> 3x3 depthwise + Relu, as in MobileNetV2's blocks."""
+    inits = [const("we", rng.standard_normal((12, 4, 1, 1)).astype(np.float32)),
+             const("wd", rng.standard_normal((12, 1, 3, 3)).astype(np.float32))]
+    expand_in, dw_in = ["x", "we"], ["e", "wd"]
+    if expand_bias:
+        inits.append(const("be", rng.standard_normal(12).astype(np.float32)))
+        expand_in.append("be")
+    if dw_bias:
+        inits.append(const("bd", rng.standard_normal(12).astype(np.float32)))
+        dw_in.append("bd")
+    act = helper.make_node("Relu", ["e"], ["a"])
+    if relu6:
+        inits += [const("lo", np.array(0, np.float32)), const("hi", np.array(6, np.float32))]
+        act = helper.make_node("Clip", ["e", "lo", "hi"], ["a"])
+    dw_in[0] = "a"
+    side = 9 // stride + (9 % stride > 0)
+    return model(
+        [
+            helper.make_node("Conv", expand_in, ["e"], name="expand"),
+            act,
+            helper.make_node("Conv", dw_in, ["d"], name="dw", group=12, pads=[1, 1, 1, 1],
+                             strides=[stride, stride]),
+            helper.make_node("Relu", ["d"], ["y"]),
+        ],
+        [f32("x", [2, 4, 9, 9])], [f32("y", [2, 12, side, side])], inits,
+    )
+
+
+@pytest.mark.parametrize("expand_bias,dw_bias,relu6,stride", [
+    (True, True, True, 1), (False, True, False, 2), (True, False, True, 2), (False, False, False, 1),
+])
+def test_the_expand_convs_bias_and_activation_move_into_the_depthwise_conv(
+    expand_bias: bool, dw_bias: bool, relu6: bool, stride: int, jit_or_numpy: None
+) -> None:
+    # numbers well away from zero, so a bias or a clip applied in the wrong place shows
+    feeds = {"x": (rng.standard_normal((2, 4, 9, 9)) * 3).astype(np.float32)}
+    proto = inverted_residual(expand_bias, dw_bias, relu6, stride)
+    graph = check(proto, [fuse_activations, move_activation_into_depthwise, remove_dead_nodes], feeds)
+    assert ops(graph) == ["Conv", "FusedConv"]
+    expand, dw = graph.nodes
+    assert len(expand.inputs) == 2 and "activation" not in expand.attrs
+    assert dw.attrs["input_activation"] == ("Clip" if relu6 else "Relu")
+    assert dw.attrs["activation"] == "Relu" and len(dw.inputs) == 4
+    names = {n.name for n in aioplug.read_model(proto).nodes}
+    assert set(expand.original) | set(dw.original) == names and "expand" not in dw.original
+
+
+def test_a_depthwise_input_read_twice_keeps_its_activation() -> None:
+    proto = inverted_residual(True, True, True, 1)
+    proto.graph.output.append(f32("a", [2, 12, 9, 9]))
+    graph = check(proto, [fuse_activations, move_activation_into_depthwise],
+                  {"x": rng.standard_normal((2, 4, 9, 9)).astype(np.float32)})
+    assert [n.attrs.get("input_activation") for n in graph.nodes] == [None, None]
+
+
+@pytest.fixture(params=["jit", "numpy"])
+def jit_or_numpy(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Runs a test with the compiled kernels (skipped without numba) and with numpy alone."""
+    from aioplug_cpu.kernels.math import _jit
+
+    if request.param == "jit":
+        if not _jit.available():
+            pytest.skip("numba is not installed")
+        yield
+        return
+    saved = _jit._kernel, _jit._tried
+    _jit._kernel, _jit._tried = None, True
+    try:
+        yield
+    finally:
+        _jit._kernel, _jit._tried = saved
+
+
+async def test_a_moved_activation_survives_export_and_import() -> None:
+    import io
+
+    feeds = {"x": rng.standard_normal((2, 4, 9, 9)).astype(np.float32) * 3}
+    proto = inverted_residual(True, False, True, 2)
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(proto, "CPU", {"PERF_COUNT": True})
+        stream = io.BytesIO()
+        compiled.export_model(stream)
+        again = await core.import_model(io.BytesIO(stream.getvalue()), "CPU")
+        a, b = await compiled.infer(feeds), await again.infer(feeds)
+        request = again.create_infer_request()
+        await request.infer(feeds)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+    np.testing.assert_array_equal(a["y"], b["y"])
+    np.testing.assert_allclose(b["y"], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4)
+    assert records["expand"] == "gemm_im2col"
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
 test_fused_models_export_and_import_as_onnx = pytest.mark.anyio(test_fused_models_export_and_import_as_onnx)
+test_a_moved_activation_survives_export_and_import = pytest.mark.anyio(
+    test_a_moved_activation_survives_export_and_import
+)

@@ -19,6 +19,7 @@ __all__ = [
     "fold_batchnorm_into_conv",
     "fuse_activations",
     "fuse_gelu",
+    "move_activation_into_depthwise",
     "fuse_layernorm",
     "fuse_matmul_bias",
     "fusion_passes",
@@ -34,6 +35,7 @@ def fusion_passes() -> list[Any]:
         fuse_layernorm,
         fuse_gelu,
         fuse_activations,
+        move_activation_into_depthwise,
     ]
 
 
@@ -183,6 +185,66 @@ def fuse_activations(graph: Graph) -> int:
             attrs, producer.original + act.original,
         )
         _replace(graph, [act], producer, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- a conv's bias and Relu/Clip applied by the depthwise conv that reads it -----------------
+def move_activation_into_depthwise(graph: Graph) -> int:
+    """``FusedConv(act) -> FusedConv(depthwise)``, as in every inverted-residual block: the
+    producer drops its bias and activation and the depthwise conv applies them as it copies
+    each input channel into its padded plane. The producer's output, the largest tensor of
+    the block, then takes one pass fewer through memory."""
+    uses = _Uses(graph)
+    count = 0
+    for dw in list(graph.nodes):
+        if dw.op_type != "FusedConv" or dw.domain != CPU_DOMAIN or dw.attr("input_activation"):
+            continue
+        producer = uses.producer.get(dw.inputs[0])
+        if (
+            producer is None or producer.op_type != "FusedConv" or producer.domain != CPU_DOMAIN
+            or producer.attr("activation") not in ("Relu", "Clip")
+            or producer.attr("input_activation") or uses.only_reader(producer.outputs[0]) is not dw
+        ):
+            continue
+        w = graph.const(dw.inputs[1])
+        value = graph.values.get(dw.inputs[0])
+        if (
+            w is None or w.ndim != 4 or w.shape[1] != 1 or int(dw.attr("group", 1)) != w.shape[0]
+            or value is None or value.dtype != np.float32 or w.dtype != np.float32
+        ):
+            continue
+        channels = w.shape[0]
+        biases = []
+        for node in (producer, dw):
+            name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+            b = np.zeros(channels, np.float32) if name is None else graph.const(name)
+            if b is None or b.size != channels:
+                break
+            if name is None:
+                name = graph.fresh_name(f"{node.name}_b")
+                v = graph.value(name)
+                v.const, v.dtype, v.shape = b, b.dtype, tuple(b.shape)
+            biases.append(name)
+        if len(biases) != 2:
+            continue
+        plain = {k: v for k, v in producer.attrs.items() if not k.startswith("activation")}
+        conv = GraphNode(
+            producer.name, "Conv", "", list(producer.inputs[:2]), list(producer.outputs), plain,
+            producer.original[:-1],
+        )
+        attrs = dict(dw.attrs)
+        attrs.update(
+            input_activation=producer.attr("activation"),
+            input_activation_alpha=producer.attr("activation_alpha", 0.0),
+            input_activation_beta=producer.attr("activation_beta", 0.0),
+        )
+        moved = GraphNode(
+            dw.name, "FusedConv", CPU_DOMAIN, [dw.inputs[0], dw.inputs[1], biases[1], biases[0]],
+            list(dw.outputs), attrs, dw.original + producer.original[-1:],
+        )
+        graph.nodes = [conv if n is producer else moved if n is dw else n for n in graph.nodes]
         uses = _Uses(graph)
         count += 1
     return count

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,11 +31,20 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "available", "bias_clip", "depthwise2d", "gelu_erf", "prepare_weights", "warm_up", "winograd3x3",
-    "winograd_weights",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "prepare_weights",
+    "warm_up", "winograd3x3", "winograd_weights",
 ]
 
 log = logging.getLogger(__name__)
+
+
+class PreActivation(NamedTuple):
+    """A producer's per-channel bias and Relu/Clip bounds, applied by the consumer as it reads
+    its input: ``clip(x + bias[c], low, high)``."""
+
+    bias: Array
+    low: float
+    high: float
 
 _kernel: Callable[..., None] | None = None
 _depthwise3x3: tuple[Callable[..., None], Callable[..., None]] | None = None
@@ -82,14 +91,18 @@ def _build() -> Callable[..., None] | None:
     @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
     def depthwise3x3_s1(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+        pre: Array, pre_lo: float, pre_hi: float,
     ) -> None:  # pragma: no cover - compiled
         """3x3, stride 1: each channel is copied into a zero-padded plane of pitch
-        ``out_w + 2``; every output of the flattened plane is then one 9-tap sum at fixed
-        offsets, a single loop of ``out_h * pitch`` (the two extra columns per row are
-        dropped when stored). Small planes vectorise as well as large ones."""
+        ``out_w + 2`` (as ``clip(x + pre[c], pre_lo, pre_hi)``: the producer's bias and
+        activation, applied here instead of in a pass of their own); every output of the
+        flattened plane is then one 9-tap sum at fixed offsets, a single loop of
+        ``out_h * pitch`` (the two extra columns per row are dropped when stored). Small
+        planes vectorise as well as large ones."""
         n_img, channels, height, width = x.shape
         out_h, out_w = out.shape[2], out.shape[3]
         lo32, hi32 = np.float32(lo), np.float32(hi)
+        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
         pitch = out_w + 2
         plane = np.zeros((out_h + 3) * pitch, np.float32)
         acc = np.empty(out_h * pitch, np.float32)
@@ -98,11 +111,12 @@ def _build() -> Callable[..., None] | None:
         r0, r1, r2 = plane, plane[pitch:], plane[2 * pitch :]
         for n in range(n_img):
             for c in range(channels):
+                shift = pre[c]
                 for iy in range(rows):
                     src = x[n, c, iy]
                     dst = plane[(top + iy) * pitch + left :]
                     for ix in range(cols):
-                        dst[ix] = src[ix]
+                        dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
                 taps3x3(
                     r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c,
                     np.float32(bias[c]), lo32, hi32, acc,
@@ -112,13 +126,16 @@ def _build() -> Callable[..., None] | None:
     @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
     def depthwise3x3_s2(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+        pre: Array, pre_lo: float, pre_hi: float,
     ) -> None:  # pragma: no cover - compiled
-        """3x3, stride 2: the zero-padded plane is split as it is copied into four phase
-        planes (even/odd rows x even/odd columns) of pitch ``out_w + 1``, in which all nine
-        taps of every output sit at fixed offsets: the same single loop as stride 1."""
+        """3x3, stride 2: the zero-padded plane is split as it is copied (with ``pre`` as in
+        stride 1) into four phase planes (even/odd rows x even/odd columns) of pitch
+        ``out_w + 1``, in which all nine taps of every output sit at fixed offsets: the same
+        single loop as stride 1."""
         n_img, channels, height, width = x.shape
         out_h, out_w = out.shape[2], out.shape[3]
         lo32, hi32 = np.float32(lo), np.float32(hi)
+        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
         pitch = out_w + 1
         phases = np.zeros((4, (out_h + 2) * pitch), np.float32)
         acc = np.empty(out_h * pitch, np.float32)
@@ -127,6 +144,7 @@ def _build() -> Callable[..., None] | None:
         ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
         for n in range(n_img):
             for c in range(channels):
+                shift = pre[c]
                 for iy in range(rows):
                     py = top + iy
                     base = (py >> 1) * pitch
@@ -137,10 +155,10 @@ def _build() -> Callable[..., None] | None:
                     else:
                         first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
                     for k in range(cols >> 1):
-                        first[k] = src[2 * k]
-                        second[k] = src[2 * k + 1]
+                        first[k] = min(max(src[2 * k] + shift, in_lo), in_hi)
+                        second[k] = min(max(src[2 * k + 1] + shift, in_lo), in_hi)
                     if cols & 1:
-                        first[cols >> 1] = src[cols - 1]
+                        first[cols >> 1] = min(max(src[cols - 1] + shift, in_lo), in_hi)
                 taps3x3(
                     ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
                     np.float32(bias[c]), lo32, hi32, acc,
@@ -151,9 +169,10 @@ def _build() -> Callable[..., None] | None:
     def depthwise(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
         sy: int, sx: int, dy: int, dx: int, top: int, left: int,
+        pre: Array, pre_lo: float, pre_hi: float,
     ) -> None:  # pragma: no cover - compiled
-        """Any kernel size, stride and dilation: one zero-padded plane per channel, and per
-        kernel tap one multiply-add over each output row."""
+        """Any kernel size, stride and dilation: one zero-padded plane per channel (``pre``
+        as in the 3x3 kernels), and per kernel tap one multiply-add over each output row."""
         n_img, channels, height, width = x.shape
         out_h, out_w = out.shape[2], out.shape[3]
         kh, kw = w.shape[1], w.shape[2]
@@ -161,14 +180,16 @@ def _build() -> Callable[..., None] | None:
         # one zero-padded plane, reused for every channel: its border is never written
         plane_h = max(top + height, (out_h - 1) * sy + (kh - 1) * dy + 1)
         plane_w = max(left + width, (out_w - 1) * sx + (kw - 1) * dx + 1)
+        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
         plane = np.zeros((plane_h, plane_w), np.float32)
         for n in range(n_img):
             for c in range(channels):
+                shift = pre[c]
                 for iy in range(height):
                     src = x[n, c, iy]
                     dst = plane[top + iy, left : left + width]
                     for ix in range(width):
-                        dst[ix] = src[ix]
+                        dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
                 bc = np.float32(bias[c])
                 for oy in range(out_h):
                     row_out = out[n, c, oy]
@@ -331,10 +352,10 @@ def warm_up() -> None:
         w = np.zeros((1, 3, 3), np.float32)
         bias = np.zeros(1, np.float32)
         out = np.empty((1, 1, 3, 3), np.float32)
-        kernel(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1)
+        kernel(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
         assert _depthwise3x3 is not None and _bias_clip is not None
         for flat in _depthwise3x3:
-            flat(x, w, bias, -np.inf, np.inf, out, 1, 1)
+            flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
         _bias_clip(out.reshape(1, 1, 9), bias, -np.inf, np.inf)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
@@ -342,22 +363,26 @@ def warm_up() -> None:
 
 def depthwise2d(
     x: Array, weights: Array, bias: Array, window: Window, geom: Geometry,
-    low: float = -np.inf, high: float = np.inf,
+    low: float = -np.inf, high: float = np.inf, pre: PreActivation | None = None,
 ) -> Array:
-    """``clip(conv(x) + bias, low, high)`` as ``(N, C, *out)``, for a float32 2-D conv with one
+    """``clip(conv(x') + bias, low, high)`` as ``(N, C, *out)``, for a float32 2-D conv with one
     input channel and one output per group (``weights`` from :func:`prepare_weights`, ``bias``
-    float32 ``(C,)``); only when :func:`available`."""
+    float32 ``(C,)``), where ``x' = clip(x + pre.bias[c], pre.low, pre.high)`` (``x`` itself
+    without ``pre``); only when :func:`available`."""
     kernel = _get()
     assert kernel is not None and _depthwise3x3 is not None
     assert x.dtype == np.float32 and x.ndim == 4
     n, c = x.shape[:2]
     out = np.empty((n, c, *geom.out), np.float32)
     x = np.ascontiguousarray(x)
+    if pre is None:
+        pre = PreActivation(np.zeros(c, np.float32), -np.inf, np.inf)
     (sy, sx), (dy, dx) = window.strides, window.dilations
+    top, left = geom.begin
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
-        _depthwise3x3[sy - 1](x, weights, bias, low, high, out, geom.begin[0], geom.begin[1])
+        _depthwise3x3[sy - 1](x, weights, bias, low, high, out, top, left, *pre)
     else:
-        kernel(x, weights, bias, low, high, out, sy, sx, dy, dx, geom.begin[0], geom.begin[1])
+        kernel(x, weights, bias, low, high, out, sy, sx, dy, dx, top, left, *pre)
     return out
 
 

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 from .._registry import Kernel, KernelNode
 from . import _jit
 from ._common import Array, as_kernel, compute_dtype, const_input, int_attr, versions
+from ._jit import PreActivation
 from ._spatial import (
     FlatTaps,
     Geometry,
@@ -97,12 +98,20 @@ class ConvCore:
             self._geoms[x.shape] = layout
         return window, layout
 
-    def run_fused(self, x: Array, bias: Array, low: float, high: float) -> Array:
+    def run_fused(
+        self, x: Array, bias: Array, low: float, high: float, pre: PreActivation | None = None
+    ) -> Array:
         """The conv with the bias added and the result clipped to ``[low, high]`` (constant
         float32 weights, compiled kernels available): depthwise and Winograd do it as they
-        store, a GEMM conv in one compiled pass over its output."""
+        store, a GEMM conv in one compiled pass over its output. ``pre`` is applied to the
+        input first: by the depthwise kernel as it reads, by numpy for the others."""
         assert self._prepared is not None
         kind, warr = self._prepared
+        if pre is not None and kind == "dw_jit":
+            window, (geom, _) = self._geometry(x, (0, 0) + warr.shape[1:])
+            return _jit.depthwise2d(x, warr, bias, window, geom, low, high, pre)
+        if pre is not None:
+            x = apply_pre_activation(x, pre)
         if kind in COMPILED_KINDS:
             return self._run_compiled(self._prepared, x, bias, low, high)
         assert kind == "gemm" and self._window is not None
@@ -201,11 +210,35 @@ def _bias_shape(rank: int) -> tuple[int, ...]:
     return (-1,) + (1,) * rank
 
 
+def apply_pre_activation(x: Array, pre: PreActivation) -> Array:
+    """``clip(x + pre.bias[c], pre.low, pre.high)`` on a new array."""
+    y = x + pre.bias.astype(x.dtype, copy=False).reshape(_bias_shape(x.ndim - 2))
+    np.clip(y, pre.low, pre.high, out=y)
+    return y
+
+
+def _pre_activation(node: KernelNode) -> PreActivation | None:
+    """The producer's bias and Relu/Clip a fusion moved onto this conv's input (the
+    ``input_activation*`` attributes and a constant fourth input), or None."""
+    name = node.attr("input_activation")
+    if not name:
+        return None
+    bounds = _clip_bounds(
+        str(name), float(node.attr("input_activation_alpha", 0.0)),
+        float(node.attr("input_activation_beta", 0.0)),
+    )
+    bias = const_input(node, 3)
+    if bounds is None or bias is None:
+        raise ValueError(f"input_activation {name!r} needs Relu or Clip and a constant bias")
+    return PreActivation(np.ascontiguousarray(bias.reshape(-1), np.float32), *bounds)
+
+
 @versions("Conv", 1, 11, 22)
 def _conv(node: KernelNode) -> Kernel:
     w_const = const_input(node, 1)
     b_const = const_input(node, 2)
     core = ConvCore(node, w_const)
+    pre = _pre_activation(node)
     has_bias = node.num_inputs > 2
     bias_c = None
     if b_const is not None and w_const is not None:
@@ -221,11 +254,13 @@ def _conv(node: KernelNode) -> Kernel:
         bias_c is not None or not has_bias
     ):
         bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
-        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), exec_type)
+        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), exec_type, pre=pre)
 
-    def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
+    def run(x: Array, w: Array | None = None, b: Array | None = None, *_: Any) -> tuple[Array]:
         dtype = x.dtype
         xc = x.astype(compute_dtype(dtype), copy=False)
+        if pre is not None:
+            xc = apply_pre_activation(xc, pre)
         y = core.run(xc, None if w_const is not None else w)
         if has_bias:
             if bias_c is not None:
@@ -248,14 +283,14 @@ def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, flo
 
 def _compiled_kernel(
     core: ConvCore, bias: Array, exec_type: str, low: float = -np.inf, high: float = np.inf,
-    activation: str = "",
+    activation: str = "", pre: PreActivation | None = None,
 ) -> Kernel:
     """A conv on a compiled kernel with its bias; ``fuse_activation`` folds a following Relu or
     Clip into the same pass (the fused-op kernels ask for it)."""
 
-    def run(x: Array, w: Array | None = None, b: Array | None = None) -> tuple[Array]:
+    def run(x: Array, w: Array | None = None, b: Array | None = None, *_: Any) -> tuple[Array]:
         dtype = x.dtype
-        y = core.run_fused(x.astype(np.float32, copy=False), bias, low, high)
+        y = core.run_fused(x.astype(np.float32, copy=False), bias, low, high, pre)
         return (y if y.dtype == dtype else y.astype(dtype),)
 
     suffix = f"+{activation.lower()}" if activation else ""
@@ -266,7 +301,7 @@ def _compiled_kernel(
         if bounds is None or activation:
             return None
         lo, hi = bounds
-        return _compiled_kernel(core, bias, exec_type, max(low, lo), min(high, hi), name)
+        return _compiled_kernel(core, bias, exec_type, max(low, lo), min(high, hi), name, pre)
 
     setattr(kernel, "fuse_activation", fuse_activation)  # noqa: B010
     return kernel
