@@ -53,6 +53,12 @@ _gelu: Callable[..., None] | None = None
 _winograd: tuple[Callable[..., None], Callable[..., None]] | None = None
 _tried = False
 
+# error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
+# the branch that would stop LLVM from vectorising any loop with a division in it
+_JIT_OPTIONS = {
+    "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
+}
+
 
 def _build() -> Callable[..., None] | None:
     if os.environ.get("AIOPLUG_CPU_JIT", "1").strip().lower() in {"0", "no", "false", "off"}:
@@ -62,7 +68,7 @@ def _build() -> Callable[..., None] | None:
     except ImportError:
         return None
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def taps3x3(
         p0: Array, p1: Array, p2: Array, p3: Array, p4: Array, p5: Array, p6: Array,
         p7: Array, p8: Array, w: Array, c: int, bc: float, lo: float, hi: float, acc: Array,
@@ -79,7 +85,7 @@ def _build() -> Callable[..., None] | None:
             )
             acc[i] = min(max(v, lo), hi)
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def store_rows(acc: Array, pitch: int, out: Array) -> None:  # pragma: no cover - compiled
         """``out[oy, :] = acc[oy * pitch : oy * pitch + out_w]``: the valid columns."""
         for oy in range(out.shape[0]):
@@ -88,7 +94,7 @@ def _build() -> Callable[..., None] | None:
             for ox in range(out.shape[1]):
                 dst[ox] = src[ox]
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def depthwise3x3_s1(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
         pre: Array, pre_lo: float, pre_hi: float,
@@ -123,7 +129,7 @@ def _build() -> Callable[..., None] | None:
                 )
                 store_rows(acc, pitch, out[n, c])
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def depthwise3x3_s2(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
         pre: Array, pre_lo: float, pre_hi: float,
@@ -165,7 +171,7 @@ def _build() -> Callable[..., None] | None:
                 )
                 store_rows(acc, pitch, out[n, c])
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def depthwise(
         x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
         sy: int, sx: int, dy: int, dx: int, top: int, left: int,
@@ -205,7 +211,7 @@ def _build() -> Callable[..., None] | None:
                     for ox in range(out_w):
                         row_out[ox] = min(max(row_out[ox], lo32), hi32)
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def bias_clip(y: Array, bias: Array, lo: float, hi: float) -> None:  # pragma: no cover
         """``y[n, m, :] = clip(y[n, m, :] + bias[m], lo, hi)`` in place, in one pass."""
         lo32, hi32 = np.float32(lo), np.float32(hi)
@@ -220,7 +226,7 @@ def _build() -> Callable[..., None] | None:
     _depthwise3x3 = (depthwise3x3_s1, depthwise3x3_s2)
     _bias_clip = bias_clip
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def winograd_input(
         x: Array, v: Array, th: int, tw: int, top: int, left: int
     ) -> None:  # pragma: no cover - compiled
@@ -255,7 +261,7 @@ def _build() -> Callable[..., None] | None:
                         v2[base + tx] = e1 - o0
                         v3[base + tx] = o0 - o1
 
-    @numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def winograd_output(
         prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int
     ) -> None:  # pragma: no cover - compiled
@@ -293,23 +299,23 @@ def _build() -> Callable[..., None] | None:
 
     from ._erf import _C_T0, _QC32
 
-    coefs = tuple(np.float32(c) for c in reversed(_QC32))  # highest power first, for Horner
+    coefs = np.array(_QC32[::-1], np.float32)  # highest power first, for Horner
     t_scale = np.float32(2.0 / (1.0 - _C_T0))
     t_shift = np.float32((_C_T0 + 1.0) / (1.0 - _C_T0))
 
-    @numba.njit(nogil=True, fastmath=True, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def gelu_parts(x: Array, poly: Array, neg_sq: Array) -> None:  # pragma: no cover - compiled
         """``Q(s)`` of the erfc fit, and ``-z^2``, for ``z = x / sqrt(2)``."""
         for i in range(x.size):
             a = abs(x[i]) * np.float32(0.70710677)
             s = t_scale / (np.float32(1.0) + a * np.float32(0.5)) - t_shift
             acc = np.float32(0.0)
-            for c in coefs:
-                acc = acc * s + c
+            for k in range(coefs.size):  # a constant trip count: unrolled, then vectorised
+                acc = acc * s + coefs[k]
             poly[i] = acc
             neg_sq[i] = -a * a
 
-    @numba.njit(nogil=True, fastmath=True, cache=True)
+    @numba.njit(**_JIT_OPTIONS)
     def gelu_finish(x: Array, poly: Array, expo: Array, out: Array) -> None:  # pragma: no cover
         """``x / 2 * (1 + erf(z))``, with ``erfc(|z|) = Q(s) exp(-z^2)``."""
         for i in range(x.size):
