@@ -214,3 +214,49 @@ async def test_winograd_fuses_a_following_relu() -> None:
         np.testing.assert_allclose((await request.infer({"x": x}))["z"], expected, rtol=1e-4, atol=1e-4)
         records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
         assert records["conv"] == "winograd+relu"
+
+
+POOL_CASES = [
+    # height, width, kernel, strides, dilations, pads or auto_pad, ceil_mode
+    (112, 112, (3, 3), (2, 2), (1, 1), [1, 1, 1, 1], 0),  # ResNet's stem pool
+    (9, 11, (3, 3), (2, 2), (1, 1), [0, 0, 0, 0], 1),
+    (10, 7, (2, 3), (1, 1), (1, 1), [1, 0, 0, 2], 0),
+    (12, 13, (3, 2), (3, 2), (2, 1), [2, 1, 1, 0], 0),
+    (8, 8, (2, 2), (2, 2), (1, 1), "SAME_UPPER", 0),
+    (7, 9, (3, 3), (1, 3), (1, 2), "SAME_LOWER", 0),
+    (5, 5, (5, 5), (1, 1), (1, 1), "VALID", 0),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=[f"case{i}" for i in range(len(POOL_CASES))])
+async def test_max_pool_matches_the_reference_and_skips_nan(case: tuple, kernel_kind: str) -> None:  # type: ignore[type-arg]
+    height, width, kernel, strides, dilations, pads, ceil_mode = case
+    attrs: dict[str, object] = {
+        "kernel_shape": list(kernel), "strides": list(strides), "dilations": list(dilations),
+        "ceil_mode": ceil_mode,
+    }
+    if isinstance(pads, str):
+        attrs["auto_pad"] = pads
+    else:
+        attrs["pads"] = pads
+    graph = helper.make_graph(
+        [helper.make_node("MaxPool", ["x"], ["y"], name="pool", **attrs)], "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = onnx.shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    )
+    x = np.random.default_rng(11).standard_normal((2, 3, height, width)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    nan = x.copy()
+    nan[0, 0, 1, 1] = np.nan  # skipped like padding (numpy's fmax); the reference propagates it
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        np.testing.assert_array_equal((await request.infer({"x": x}))["y"], expected)
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        assert records["pool"] == ("pool_jit" if kernel_kind == "depthwise_jit" else "pool_separable")
+        with_nan = (await request.infer({"x": nan}))["y"]
+    masked = np.where(np.isnan(nan), -np.inf, nan)
+    np.testing.assert_array_equal(with_nan, ReferenceEvaluator(model).run(None, {"x": masked})[0])

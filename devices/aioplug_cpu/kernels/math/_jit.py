@@ -31,7 +31,8 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "prepare_weights",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "max_pool2d",
+    "prepare_weights",
     "warm_up", "winograd3x3", "winograd_weights",
 ]
 
@@ -49,6 +50,7 @@ class PreActivation(NamedTuple):
 _kernel: Callable[..., None] | None = None
 _depthwise3x3: tuple[Callable[..., None], Callable[..., None]] | None = None
 _bias_clip: Callable[..., None] | None = None
+_max_pool: Callable[..., None] | None = None
 _gelu: Callable[..., None] | None = None
 _winograd: tuple[Callable[..., None], Callable[..., None]] | None = None
 _tried = False
@@ -222,9 +224,102 @@ def _build() -> Callable[..., None] | None:
                 for j in range(row.shape[0]):
                     row[j] = min(max(row[j] + b, lo32), hi32)
 
-    global _depthwise3x3, _bias_clip
+    # no fastmath in the max kernels: their NaN test must stay (MaxPool skips NaN like fmax)
+    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
+    def max_taps(acc: Array, first: Array, second: Array) -> None:  # pragma: no cover
+        """``acc = fmax(first, second)``, NaN skipped, over one long run: branch-free, so it
+        vectorises (``first`` must not be ``acc``: LLVM's overlap check would fail and run
+        the scalar loop)."""
+        for i in range(acc.shape[0]):
+            a = first[i]
+            b = second[i]
+            acc[i] = a if (a > b) | (b != b) else b
+
+    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
+    def max_into(acc: Array, other: Array) -> None:  # pragma: no cover - compiled
+        """``acc = fmax(acc, other)``, as :func:`max_taps`."""
+        for i in range(acc.shape[0]):
+            a = acc[i]
+            b = other[i]
+            acc[i] = a if (a > b) | (b != b) else b
+
+    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
+    def max_pool(
+        x: Array, out: Array, kh: int, kw: int, sy: int, sx: int, dy: int, dx: int, top: int,
+        left: int,
+    ) -> None:  # pragma: no cover - compiled
+        """2-D max pooling. Each channel's -inf-padded plane is split as it is copied into
+        ``sy * sx`` phase planes (row ``i * sy + q``, column ``j * sx + p`` into phase
+        ``(q, p)`` at ``(i, j)``), all of pitch ``out_w + reach``: every tap of every window
+        is then at a fixed offset in a phase plane, so the window reduces along rows and
+        then along columns in a few long loops over whole flattened planes."""
+        n_img, channels, height, width = x.shape
+        out_h, out_w = out.shape[2], out.shape[3]
+        reach_x, reach_y = ((kw - 1) * dx) // sx, ((kh - 1) * dy) // sy
+        pitch = out_w + reach_x
+        rows = out_h + reach_y  # rows of each phase plane the windows read
+        span = rows * pitch
+        phases = np.full((sy, sx, (rows + 1) * pitch), -np.inf, np.float32)
+        across = np.empty((sy, span), np.float32)  # per row phase: max along each row
+        acc = np.empty(out_h * pitch, np.float32)
+        in_rows = min(height, rows * sy - top)
+        in_cols = min(width, pitch * sx - left)
+        for n in range(n_img):
+            for c in range(channels):
+                for iy in range(in_rows):
+                    py = top + iy
+                    src = x[n, c, iy]
+                    base = (py // sy) * pitch
+                    if sx == 1:
+                        dst = phases[py % sy, 0, base + left :]
+                        for k in range(in_cols):
+                            dst[k] = src[k]
+                        continue
+                    if sx == 2:  # both column phases in one loop over column pairs
+                        odd = left & 1
+                        one = phases[py % sy, odd, base + (left >> 1) :]
+                        two = phases[py % sy, 1 - odd, base + ((left + 1) >> 1) :]
+                        for k in range(in_cols >> 1):
+                            one[k] = src[2 * k]
+                            two[k] = src[2 * k + 1]
+                        if in_cols & 1:
+                            one[in_cols >> 1] = src[in_cols - 1]
+                        continue
+                    for p in range(sx):
+                        first = (p - left % sx + sx) % sx  # the first input column in phase p
+                        dst = phases[py % sy, p, base + (left + first) // sx :]
+                        for k in range((in_cols - first + sx - 1) // sx):
+                            dst[k] = src[first + k * sx]
+                for q in range(sy):
+                    row_max = across[q]
+                    if kw == 1:
+                        row_max[:] = phases[q, 0, :span]
+                    for kx in range(1, kw):
+                        shift = kx * dx
+                        tap = phases[q, shift % sx, shift // sx :]
+                        if kx == 1:
+                            max_taps(row_max, phases[q, 0], tap)
+                        else:
+                            max_into(row_max, tap)
+                if kh == 1:
+                    acc[:] = across[0, : out_h * pitch]
+                for ky in range(1, kh):
+                    shift = ky * dy
+                    tap = across[shift % sy, (shift // sy) * pitch :]
+                    if ky == 1:
+                        max_taps(acc, across[0], tap)
+                    else:
+                        max_into(acc, tap)
+                for oy in range(out_h):
+                    src = acc[oy * pitch :]
+                    dst = out[n, c, oy]
+                    for ox in range(out_w):
+                        dst[ox] = src[ox]
+
+    global _depthwise3x3, _bias_clip, _max_pool
     _depthwise3x3 = (depthwise3x3_s1, depthwise3x3_s2)
     _bias_clip = bias_clip
+    _max_pool = max_pool
 
     @numba.njit(**_JIT_OPTIONS)
     def winograd_input(
@@ -363,6 +458,8 @@ def warm_up() -> None:
         for flat in _depthwise3x3:
             flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
         _bias_clip(out.reshape(1, 1, 9), bias, -np.inf, np.inf)
+        assert _max_pool is not None
+        _max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
 
@@ -397,6 +494,18 @@ def bias_clip(y: Array, bias: Array, low: float, high: float) -> None:
     float32 ``y`` of shape ``(N, C, ...)``; only when :func:`available`."""
     assert _get() is not None and _bias_clip is not None
     _bias_clip(y.reshape(y.shape[0], y.shape[1], -1), bias, low, high)
+
+
+def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:
+    """2-D max pooling of a float32 ``(N, C, H, W)`` (padding and NaN ignored, as numpy's
+    ``fmax`` does); ``geom`` must cover every window (``ceil_mode`` included); only when
+    :func:`available`."""
+    assert _get() is not None and _max_pool is not None
+    assert x.dtype == np.float32 and x.ndim == 4
+    out = np.empty((x.shape[0], x.shape[1], *geom.out), np.float32)
+    (kh, kw), (sy, sx), (dy, dx) = window.kernel, window.strides, window.dilations
+    _max_pool(np.ascontiguousarray(x), out, kh, kw, sy, sx, dy, dx, geom.begin[0], geom.begin[1])
+    return out
 
 
 def gelu_erf(x: Array) -> Array | None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._registry import Kernel, KernelNode
+from . import _jit
 from ._common import Array, as_kernel, compute_dtype, float_attr, int_attr, versions
 from ._spatial import Geometry, Window, pad_input, window_attrs
 
@@ -147,13 +148,21 @@ def _max_pool(node: KernelNode) -> Kernel:
     col_major = int_attr(node, "storage_order", 0) == 1
     with_indices = node.num_outputs > 1
 
+    window = pooler.window
+    float32 = node.input_dtypes[:1] == (np.dtype(np.float32),)
+    compiled = float32 and not with_indices and len(window.kernel) == 2 and _jit.available()
+    if compiled:
+        _jit.warm_up()
+
     def run(x: Array) -> tuple[Array, ...]:
         plan = pooler.plan(x.shape)
         if with_indices:
-            return _max_indices(x, plan, pooler.window, col_major)
+            return _max_indices(x, plan, window, col_major)
+        if compiled and x.dtype == np.float32 and x.ndim == 4:
+            return (_jit.max_pool2d(x, window, plan.geom),)
         return (_max_values(x, plan),)
 
-    return as_kernel(run, "pool_separable")
+    return as_kernel(run, "pool_jit" if compiled else "pool_separable")
 
 
 def _window_sum(x: Array, plan: _Plan) -> Array:
