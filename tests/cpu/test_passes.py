@@ -17,6 +17,7 @@ from aioplug_cpu.compiler.passes import fold_constants, remove_dead_nodes
 from aioplug_cpu.compiler.passes.fusions import (
     fold_batchnorm_into_conv,
     fuse_activations,
+    fuse_conv_add,
     fuse_gelu,
     fuse_layernorm,
     fuse_matmul_bias,
@@ -262,6 +263,66 @@ def test_a_depthwise_input_read_twice_keeps_its_activation() -> None:
     assert [n.attrs.get("input_activation") for n in graph.nodes] == [None, None]
 
 
+def residual_block(kind: str, bias: bool, relu: bool, z_after: bool) -> onnx.ModelProto:
+    """``Relu(Add(Conv(x), z))`` with ``z = Neg(x)``: a 3x3 (Winograd), 1x1 (GEMM) or
+    depthwise conv; ``z_after`` lists z's node after the conv's."""
+    shape = {"winograd": (6, 6, 3, 3), "gemm": (6, 6, 1, 1), "depthwise": (6, 1, 3, 3)}[kind]
+    attrs: dict[str, object] = {"pads": [1, 1, 1, 1]} if shape[2] == 3 else {}
+    if kind == "depthwise":
+        attrs["group"] = 6
+    inits = [const("w", rng.standard_normal(shape).astype(np.float32))]
+    conv_in = ["x", "w"]
+    if bias:
+        inits.append(const("b", rng.standard_normal(6).astype(np.float32)))
+        conv_in.append("b")
+    conv = helper.make_node("Conv", conv_in, ["c"], name="conv", **attrs)
+    neg = helper.make_node("Neg", ["x"], ["z"])
+    nodes = [conv, neg] if z_after else [neg, conv]
+    nodes.append(helper.make_node("Add", ["z", "c"], ["s"], name="add"))
+    last = "s"
+    if relu:
+        nodes.append(helper.make_node("Relu", ["s"], ["y"]))
+        last = "y"
+    return model(nodes, [f32("x", [2, 6, 7, 7])], [f32(last, [2, 6, 7, 7])], inits)
+
+
+@pytest.mark.parametrize("kind,bias,relu,z_after", [
+    ("winograd", True, True, False), ("winograd", False, False, True),
+    ("gemm", True, True, True), ("gemm", False, False, False),
+    ("depthwise", True, True, False), ("depthwise", False, False, True),
+])
+def test_a_residual_add_fuses_into_the_conv(
+    kind: str, bias: bool, relu: bool, z_after: bool, jit_or_numpy: None
+) -> None:
+    feeds = {"x": rng.standard_normal((2, 6, 7, 7)).astype(np.float32)}
+    proto = residual_block(kind, bias, relu, z_after)
+    graph = check(proto, [fuse_conv_add, fuse_activations, remove_dead_nodes], feeds)
+    assert ops(graph) == ["Neg", "FusedConvAdd" if relu else "ConvAdd"]
+    fused = graph.nodes[1]
+    assert fused.inputs[3] == "z" and "add" in fused.original
+
+
+def test_a_broadcast_add_is_not_fused_into_the_conv() -> None:
+    proto = residual_block("gemm", True, False, False)
+    proto.graph.node[0].CopyFrom(helper.make_node("ReduceMean", ["x"], ["z"], axes=[2, 3], keepdims=1))
+    graph = check(proto, [fuse_conv_add], {"x": rng.standard_normal((2, 6, 7, 7)).astype(np.float32)})
+    assert ops(graph) == ["ReduceMean", "Conv", "Add"]
+
+
+async def test_fused_residual_blocks_run_on_the_device_with_their_exec_types() -> None:
+    feeds = {"x": rng.standard_normal((2, 6, 7, 7)).astype(np.float32)}
+    proto = residual_block("winograd", True, True, False)
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(proto, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        got = (await request.infer(feeds))["y"]
+        records = {r.node_name: (r.exec_type, r.status) for r in request.get_profiling_info()}
+    np.testing.assert_allclose(got, ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4)
+    from aioplug_cpu.kernels.math import _jit
+
+    assert records["conv"][0] == ("winograd+add+relu" if _jit.available() else "gemm_im2col+add+relu")
+
+
 @pytest.fixture(params=["jit", "numpy"])
 def jit_or_numpy(request: pytest.FixtureRequest) -> Iterator[None]:
     """Runs a test with the compiled kernels (skipped without numba) and with numpy alone."""
@@ -305,6 +366,9 @@ def anyio_backend() -> str:
 
 
 test_fused_models_export_and_import_as_onnx = pytest.mark.anyio(test_fused_models_export_and_import_as_onnx)
+test_fused_residual_blocks_run_on_the_device_with_their_exec_types = pytest.mark.anyio(
+    test_fused_residual_blocks_run_on_the_device_with_their_exec_types
+)
 test_a_moved_activation_survives_export_and_import = pytest.mark.anyio(
     test_a_moved_activation_survives_export_and_import
 )

@@ -2,8 +2,9 @@
 
 ``Fused<Op>`` runs the standard kernel of ``<Op>`` and applies an activation in place on its
 fresh output (one pass over memory fewer), or, where the base kernel offers
-``fuse_activation`` (the compiled depthwise conv), lets it apply the activation as it stores. ``MatMulBias``, ``LayerNorm`` and ``Gelu`` replace
-the multi-node patterns exporters emit.
+``fuse_activation`` (the compiled conv kernels), lets it apply the activation as it stores.
+``MatMulBias``, ``ConvAdd`` (a residual sum), ``LayerNorm`` and ``Gelu`` replace the
+multi-node patterns exporters emit.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import numpy as np
 
 from ..kernels import Kernel, KernelNode, kernel, lookup
 from ..kernels.math._erf import gelu_erf
+from ..kernels.math.conv import conv_kernel
 
 __all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
 
 CPU_DOMAIN = "aioplug.cpu"
-FUSABLE_BASES = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "MatMulBias")
+FUSABLE_BASES = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "MatMulBias", "ConvAdd")
+_OWN_BASES = ("MatMulBias", "ConvAdd")
+"""Bases that are themselves ``aioplug.cpu`` ops."""
 ACTIVATION_KEYS = ("activation", "activation_alpha", "activation_beta")
 
 
@@ -99,7 +103,7 @@ class _Fused:
 
 def _fused_factory(base_op: str) -> Callable[[KernelNode], Kernel]:
     def factory(node: KernelNode) -> Kernel:
-        domain = CPU_DOMAIN if base_op == "MatMulBias" else ""
+        domain = CPU_DOMAIN if base_op in _OWN_BASES else ""
         base_node = _base_node(node, base_op, domain)
         base = lookup(domain, base_op, base_node.opset)(base_node)
         activation = str(node.attr("activation"))
@@ -131,6 +135,13 @@ class MatMulBias:
         y = np.matmul(x, self._w)
         y += self._b
         return (y,)
+
+
+@kernel("ConvAdd", 1, CPU_DOMAIN)
+def conv_add(node: KernelNode) -> Kernel:
+    """``Conv(x, w, b) + z``: a residual connection's sum, added as the conv stores its
+    output (``z`` has the output's shape)."""
+    return conv_kernel(node, residual=True)
 
 
 @kernel("LayerNorm", 1, CPU_DOMAIN)

@@ -18,6 +18,7 @@ from .shape_folding import fold_shapes
 __all__ = [
     "fold_batchnorm_into_conv",
     "fuse_activations",
+    "fuse_conv_add",
     "fuse_gelu",
     "move_activation_into_depthwise",
     "fuse_layernorm",
@@ -34,6 +35,7 @@ def fusion_passes() -> list[Any]:
         fuse_matmul_bias,
         fuse_layernorm,
         fuse_gelu,
+        fuse_conv_add,
         fuse_activations,
         move_activation_into_depthwise,
     ]
@@ -185,6 +187,47 @@ def fuse_activations(graph: Graph) -> int:
             attrs, producer.original + act.original,
         )
         _replace(graph, [act], producer, fused)
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- Conv + Add(residual) -----------------------------------------------------------------
+def fuse_conv_add(graph: Graph) -> int:
+    """``Add(Conv(x, w, b), z)`` with constant ``w`` (and ``b``) and ``z`` of the conv
+    output's static shape and dtype becomes ``ConvAdd(x, w, b, z)``: the residual sum of a
+    ResNet or MobileNetV2 block is added as the conv stores its output, and a following Relu
+    then fuses too. The fused node takes the Add's place, where ``z`` is sure to exist."""
+    uses = _Uses(graph)
+    count = 0
+    for conv in list(graph.nodes):
+        if conv.op_type != "Conv" or conv.domain or len([o for o in conv.outputs if o]) != 1:
+            continue
+        add = uses.only_reader(conv.outputs[0])
+        if add is None or add.op_type != "Add" or add.domain or len(add.inputs) != 2:
+            continue
+        other = add.inputs[1] if add.inputs[0] == conv.outputs[0] else add.inputs[0]
+        out, z = graph.values.get(conv.outputs[0]), graph.values.get(other)
+        w = graph.const(conv.inputs[1])
+        if (
+            other == conv.outputs[0] or w is None or w.dtype.kind != "f" or out is None
+            or z is None or out.static_shape is None or z.static_shape != out.static_shape
+            or z.dtype != out.dtype
+        ):
+            continue
+        b_name = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2] else None
+        if b_name is not None and graph.const(b_name) is None:
+            continue
+        if b_name is None:
+            b_name = graph.fresh_name(f"{conv.name}_b")
+            zeros = np.zeros(w.shape[0], w.dtype)
+            v = graph.value(b_name)
+            v.const, v.dtype, v.shape = zeros, zeros.dtype, tuple(zeros.shape)
+        fused = GraphNode(
+            conv.name, "ConvAdd", CPU_DOMAIN, [conv.inputs[0], conv.inputs[1], b_name, other],
+            [add.outputs[0]], dict(conv.attrs), conv.original + add.original,
+        )
+        _replace(graph, [conv], add, fused)
         uses = _Uses(graph)
         count += 1
     return count

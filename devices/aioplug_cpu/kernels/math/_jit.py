@@ -49,7 +49,7 @@ class PreActivation(NamedTuple):
 
 _kernel: Callable[..., None] | None = None
 _depthwise3x3: tuple[Callable[..., None], Callable[..., None]] | None = None
-_bias_clip: Callable[..., None] | None = None
+_bias_clip: tuple[Callable[..., None], Callable[..., None]] | None = None
 _max_pool: Callable[..., None] | None = None
 _gelu: Callable[..., None] | None = None
 _winograd: tuple[Callable[..., None], Callable[..., None]] | None = None
@@ -224,6 +224,18 @@ def _build() -> Callable[..., None] | None:
                 for j in range(row.shape[0]):
                     row[j] = min(max(row[j] + b, lo32), hi32)
 
+    @numba.njit(**_JIT_OPTIONS)
+    def bias_add_clip(y: Array, bias: Array, z: Array, lo: float, hi: float) -> None:  # pragma: no cover
+        """``y[n, m, :] = clip(y[n, m, :] + bias[m] + z[n, m, :], lo, hi)`` in place."""
+        lo32, hi32 = np.float32(lo), np.float32(hi)
+        for n in range(y.shape[0]):
+            for m in range(y.shape[1]):
+                b = bias[m]
+                row = y[n, m]
+                add = z[n, m]
+                for j in range(row.shape[0]):
+                    row[j] = min(max(row[j] + b + add[j], lo32), hi32)
+
     # no fastmath in the max kernels: their NaN test must stay (MaxPool skips NaN like fmax)
     @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
     def max_taps(acc: Array, first: Array, second: Array) -> None:  # pragma: no cover
@@ -318,7 +330,7 @@ def _build() -> Callable[..., None] | None:
 
     global _depthwise3x3, _bias_clip, _max_pool
     _depthwise3x3 = (depthwise3x3_s1, depthwise3x3_s2)
-    _bias_clip = bias_clip
+    _bias_clip = (bias_clip, bias_add_clip)
     _max_pool = max_pool
 
     @numba.njit(**_JIT_OPTIONS)
@@ -358,10 +370,11 @@ def _build() -> Callable[..., None] | None:
 
     @numba.njit(**_JIT_OPTIONS)
     def winograd_output(
-        prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int
+        prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int,
+        res: Array, has_res: bool,
     ) -> None:  # pragma: no cover - compiled
-        """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias, clipped to
-        ``[lo, hi]``, into ``out[M, OH, OW]``."""
+        """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias (and
+        ``res[M, OH, OW]`` when ``has_res``), clipped to ``[lo, hi]``, into ``out[M, OH, OW]``."""
         out_h, out_w = out.shape[1], out.shape[2]
         lo32, hi32 = np.float32(lo), np.float32(hi)  # float64 bounds would widen every store
         cols = np.empty((8, tw), np.float32)
@@ -380,13 +393,18 @@ def _build() -> Callable[..., None] | None:
                     if oy >= out_h:
                         break
                     row = out[m, oy]
+                    add = res[m, oy] if has_res else row  # ``row`` is never read then
                     b = 4 * r
                     for tx in range(tw):
                         ox = 2 * tx
                         v = bm + cols[b, tx] + cols[b + 1, tx] + cols[b + 2, tx]
+                        if has_res:
+                            v += add[ox]
                         row[ox] = min(max(v, lo32), hi32)
                         if ox + 1 < out_w:
                             v = bm + cols[b + 1, tx] - cols[b + 2, tx] - cols[b + 3, tx]
+                            if has_res:
+                                v += add[ox + 1]
                             row[ox + 1] = min(max(v, lo32), hi32)
 
     global _winograd
@@ -457,11 +475,13 @@ def warm_up() -> None:
         assert _depthwise3x3 is not None and _bias_clip is not None
         for flat in _depthwise3x3:
             flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
-        _bias_clip(out.reshape(1, 1, 9), bias, -np.inf, np.inf)
+        bias_clip(out, bias, -np.inf, np.inf)
+        bias_clip(out, bias, -np.inf, np.inf, out.copy())
         assert _max_pool is not None
         _max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
+        winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
 
 
 def depthwise2d(
@@ -489,11 +509,19 @@ def depthwise2d(
     return out
 
 
-def bias_clip(y: Array, bias: Array, low: float, high: float) -> None:
-    """``y = clip(y + bias[channel], low, high)`` in place, in one pass, for a C-contiguous
-    float32 ``y`` of shape ``(N, C, ...)``; only when :func:`available`."""
+def bias_clip(
+    y: Array, bias: Array, low: float, high: float, residual: Array | None = None
+) -> None:
+    """``y = clip(y + bias[channel] (+ residual), low, high)`` in place, in one pass, for a
+    C-contiguous float32 ``y`` of shape ``(N, C, ...)`` and a ``residual`` of the same shape;
+    only when :func:`available`."""
     assert _get() is not None and _bias_clip is not None
-    _bias_clip(y.reshape(y.shape[0], y.shape[1], -1), bias, low, high)
+    rows = y.reshape(y.shape[0], y.shape[1], -1)
+    if residual is None:
+        _bias_clip[0](rows, bias, low, high)
+    else:
+        z = np.ascontiguousarray(residual, np.float32).reshape(rows.shape)
+        _bias_clip[1](rows, bias, z, low, high)
 
 
 def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:
@@ -530,12 +558,14 @@ def winograd_weights(w: Array) -> Array:
 
 
 def winograd3x3(
-    x: Array, u: Array, bias: Array, geom: Geometry, low: float = -np.inf, high: float = np.inf
+    x: Array, u: Array, bias: Array, geom: Geometry, low: float = -np.inf, high: float = np.inf,
+    residual: Array | None = None,
 ) -> Array:
     """A 3x3, stride-1, undilated, ungrouped float32 convolution by Winograd's F(2x2, 3x3):
     each 4x4 input tile and 3x3 filter become 16 products, so the 16 batched matrix products
-    ``U[k] @ V[k]`` do 2.25 times fewer multiplications than im2col's one. ``u`` from
-    :func:`winograd_weights`; only when :func:`available`."""
+    ``U[k] @ V[k]`` do 2.25 times fewer multiplications than im2col's one. ``residual`` (of
+    the output's shape) is added before the clip. ``u`` from :func:`winograd_weights`; only
+    when :func:`available`."""
     assert _get() is not None and _winograd is not None
     transform_in, transform_out = _winograd
     n, c = x.shape[:2]
@@ -544,9 +574,10 @@ def winograd3x3(
     th, tw = (out_h + 1) // 2, (out_w + 1) // 2
     out = np.empty((n, m, out_h, out_w), np.float32)
     v = np.empty((16, c, th * tw), np.float32)
+    res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
         transform_in(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
-        transform_out(np.matmul(u, v), bias, low, high, out[i], th, tw)
+        transform_out(np.matmul(u, v), bias, low, high, out[i], th, tw, res[i], residual is not None)
     return out
 
 

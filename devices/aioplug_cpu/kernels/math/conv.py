@@ -32,7 +32,7 @@ from ._spatial import (
     window_attrs,
 )
 
-__all__ = ["ConvCore"]
+__all__ = ["ConvCore", "conv_kernel"]
 
 COMPILED_KINDS = {"dw_jit": "depthwise_jit", "winograd": "winograd"}
 """Prepared weight kinds that run a compiled kernel, with their profiling exec types."""
@@ -99,25 +99,32 @@ class ConvCore:
         return window, layout
 
     def run_fused(
-        self, x: Array, bias: Array, low: float, high: float, pre: PreActivation | None = None
+        self, x: Array, bias: Array, low: float, high: float, pre: PreActivation | None = None,
+        residual: Array | None = None,
     ) -> Array:
-        """The conv with the bias added and the result clipped to ``[low, high]`` (constant
-        float32 weights, compiled kernels available): depthwise and Winograd do it as they
-        store, a GEMM conv in one compiled pass over its output. ``pre`` is applied to the
-        input first: by the depthwise kernel as it reads, by numpy for the others."""
-        assert self._prepared is not None
+        """The conv with the bias (and ``residual``, of the output's shape) added and the
+        result clipped to ``[low, high]`` (constant float32 weights, compiled kernels
+        available): Winograd does it as it stores, a GEMM conv in one compiled pass over its
+        output, the depthwise kernel as it stores when there is no residual. ``pre`` is
+        applied to the input first: by the depthwise kernel as it reads, by numpy for the
+        others."""
+        assert self._prepared is not None and self._window is not None
         kind, warr = self._prepared
-        if pre is not None and kind == "dw_jit":
-            window, (geom, _) = self._geometry(x, (0, 0) + warr.shape[1:])
-            return _jit.depthwise2d(x, warr, bias, window, geom, low, high, pre)
+        window, (geom, _) = self._geometry(x, (0, 0) + self._window.kernel)
+        if kind == "dw_jit":
+            if residual is None:
+                return _jit.depthwise2d(x, warr, bias, window, geom, low, high, pre)
+            y = _jit.depthwise2d(x, warr, bias, window, geom, pre=pre)
+            y += residual
+            np.clip(y, low, high, out=y)
+            return y
         if pre is not None:
             x = apply_pre_activation(x, pre)
-        if kind in COMPILED_KINDS:
-            return self._run_compiled(self._prepared, x, bias, low, high)
-        assert kind == "gemm" and self._window is not None
-        window, (geom, _) = self._geometry(x, (0, 0) + self._window.kernel)
+        if kind == "winograd":
+            return _jit.winograd3x3(x, warr, bias, geom, low, high, residual)
+        assert kind == "gemm"
         y = _gemm_conv(x, warr, window, geom, self.group)
-        _jit.bias_clip(y, bias, low, high)
+        _jit.bias_clip(y, bias, low, high, residual)
         return y
 
     def _run_compiled(
@@ -235,10 +242,16 @@ def _pre_activation(node: KernelNode) -> PreActivation | None:
 
 @versions("Conv", 1, 11, 22)
 def _conv(node: KernelNode) -> Kernel:
+    return conv_kernel(node)
+
+
+def conv_kernel(node: KernelNode, residual: bool = False) -> Kernel:
+    """The kernel of a Conv node; with ``residual``, of a conv whose fourth input (of the
+    output's shape) is added to its output, as ``Conv -> Add`` fuses into."""
     w_const = const_input(node, 1)
     b_const = const_input(node, 2)
     core = ConvCore(node, w_const)
-    pre = _pre_activation(node)
+    pre = None if residual else _pre_activation(node)
     has_bias = node.num_inputs > 2
     bias_c = None
     if b_const is not None and w_const is not None:
@@ -254,9 +267,13 @@ def _conv(node: KernelNode) -> Kernel:
         bias_c is not None or not has_bias
     ):
         bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
-        return _compiled_kernel(core, np.ascontiguousarray(bias, np.float32), exec_type, pre=pre)
+        return _compiled_kernel(
+            core, np.ascontiguousarray(bias, np.float32), exec_type, pre=pre, residual=residual
+        )
 
-    def run(x: Array, w: Array | None = None, b: Array | None = None, *_: Any) -> tuple[Array]:
+    def run(
+        x: Array, w: Array | None = None, b: Array | None = None, extra: Array | None = None
+    ) -> tuple[Array]:
         dtype = x.dtype
         xc = x.astype(compute_dtype(dtype), copy=False)
         if pre is not None:
@@ -267,9 +284,12 @@ def _conv(node: KernelNode) -> Kernel:
                 y += bias_c
             elif b is not None:
                 y += b.astype(y.dtype, copy=False).reshape(_bias_shape(y.ndim - 2))
+        if residual:
+            assert extra is not None
+            y += extra
         return (y if y.dtype == dtype else y.astype(dtype),)
 
-    return as_kernel(run, exec_type)
+    return as_kernel(run, f"{exec_type}+add" if residual else exec_type)
 
 
 def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, float] | None:
@@ -283,17 +303,22 @@ def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, flo
 
 def _compiled_kernel(
     core: ConvCore, bias: Array, exec_type: str, low: float = -np.inf, high: float = np.inf,
-    activation: str = "", pre: PreActivation | None = None,
+    activation: str = "", pre: PreActivation | None = None, residual: bool = False,
 ) -> Kernel:
-    """A conv on a compiled kernel with its bias; ``fuse_activation`` folds a following Relu or
-    Clip into the same pass (the fused-op kernels ask for it)."""
+    """A conv on a compiled kernel with its bias (and with ``residual``, the fourth input
+    added); ``fuse_activation`` folds a following Relu or Clip into the same pass (the
+    fused-op kernels ask for it)."""
 
-    def run(x: Array, w: Array | None = None, b: Array | None = None, *_: Any) -> tuple[Array]:
+    def run(
+        x: Array, w: Array | None = None, b: Array | None = None, extra: Array | None = None
+    ) -> tuple[Array]:
         dtype = x.dtype
-        y = core.run_fused(x.astype(np.float32, copy=False), bias, low, high, pre)
+        z = extra if residual else None
+        y = core.run_fused(x.astype(np.float32, copy=False), bias, low, high, pre, z)
         return (y if y.dtype == dtype else y.astype(dtype),)
 
-    suffix = f"+{activation.lower()}" if activation else ""
+    suffix = "+add" if residual else ""
+    suffix += f"+{activation.lower()}" if activation else ""
     kernel = as_kernel(run, f"{exec_type}{suffix}")
 
     def fuse_activation(name: str, alpha: float, beta: float) -> Kernel | None:
@@ -301,7 +326,9 @@ def _compiled_kernel(
         if bounds is None or activation:
             return None
         lo, hi = bounds
-        return _compiled_kernel(core, bias, exec_type, max(low, lo), min(high, hi), name, pre)
+        return _compiled_kernel(
+            core, bias, exec_type, max(low, lo), min(high, hi), name, pre, residual
+        )
 
     setattr(kernel, "fuse_activation", fuse_activation)  # noqa: B010
     return kernel
