@@ -333,12 +333,12 @@ def jit_or_numpy(request: pytest.FixtureRequest) -> Iterator[None]:
             pytest.skip("numba is not installed")
         yield
         return
-    saved = _jit._kernel, _jit._tried
-    _jit._kernel, _jit._tried = None, True
+    saved = _jit._kernels, _jit._tried
+    _jit._kernels, _jit._tried = None, True
     try:
         yield
     finally:
-        _jit._kernel, _jit._tried = saved
+        _jit._kernels, _jit._tried = saved
 
 
 async def test_a_moved_activation_survives_export_and_import() -> None:

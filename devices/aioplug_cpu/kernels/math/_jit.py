@@ -1,28 +1,31 @@
 """Compiled kernels for the ops numpy cannot do fast, used when numba is installed.
 
-Gelu's erf is a polynomial numpy evaluates in about twenty passes (numpy has no erf);
-compiled, the polynomial and the final product are one pass each around numpy's exp.
+The kernels live in ``_jit_kernels`` (imported only when numba is); this module holds their
+numpy-facing wrappers, which the op kernels call when :func:`available`.
 
-A 3x3 stride-1 convolution runs as Winograd's F(2x2, 3x3): the input and output tile
-transforms are compiled loops, the 16 products between them BLAS matrix products.
-
-A depthwise convolution does 9 multiply-adds per output (3x3) and no matrix product, so BLAS
-cannot help it, and numpy needs two passes over the whole tensor per kernel tap. Compiled,
-each channel is copied into one small zero-padded plane that stays in cache, and each output
-is one sum over its window (written out for 3x3, so the loop over a row vectorises), with the
-bias and a following Relu or Clip applied as it is stored.
+* A 3x3 stride-1 convolution runs as Winograd's F(2x2, 3x3): compiled input and output tile
+  transforms around 16 BLAS products; the bias, a residual sum and Relu/Clip are applied as
+  the output transform stores.
+* A depthwise convolution does 9 multiply-adds per output (3x3) and no matrix product, so
+  BLAS cannot help it. Each channel is copied into a small zero-padded plane (split by
+  phase for stride 2), taking the producer's bias and activation on the way, and every
+  output of the flattened plane is one 9-tap sum at fixed offsets: one long vectorised loop.
+* A GEMM convolution's bias, residual sum and Relu/Clip take one pass over its output.
+* MaxPool reduces phase-split planes along rows, then columns, in long branch-free loops.
+* LayerNorm is one kernel; Softmax and Gelu are compiled passes around numpy's vectorised
+  exp (Gelu's erf is a polynomial numpy would evaluate in about twenty passes).
 
 numba is an optional extra (``pip install "aioplug[jit]"``); without it, or with
-``AIOPLUG_CPU_JIT=0`` in the environment, the numpy kernels run. Functions are compiled on
-first use (when a model that needs them is compiled) and release the GIL, so streams run in
-parallel.
+``AIOPLUG_CPU_JIT=0`` in the environment, the numpy kernels run. Kernels are compiled once
+and cached on disk by numba, loaded when a model that needs them is compiled, and release
+the GIL, so streams run in parallel.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,8 +34,8 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "max_pool2d",
-    "prepare_weights",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
+    "max_pool2d", "prepare_weights", "softmax_last",
     "warm_up", "winograd3x3", "winograd_weights",
 ]
 
@@ -47,415 +50,34 @@ class PreActivation(NamedTuple):
     low: float
     high: float
 
-_kernel: Callable[..., None] | None = None
-_depthwise3x3: tuple[Callable[..., None], Callable[..., None]] | None = None
-_bias_clip: tuple[Callable[..., None], Callable[..., None]] | None = None
-_max_pool: Callable[..., None] | None = None
-_gelu: Callable[..., None] | None = None
-_winograd: tuple[Callable[..., None], Callable[..., None]] | None = None
+_kernels: ModuleType | None = None
 _tried = False
 
-# error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
-# the branch that would stop LLVM from vectorising any loop with a division in it
-_JIT_OPTIONS = {
-    "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
-}
 
-
-def _build() -> Callable[..., None] | None:
+def _build() -> ModuleType | None:
     if os.environ.get("AIOPLUG_CPU_JIT", "1").strip().lower() in {"0", "no", "false", "off"}:
         return None
     try:
-        import numba
-    except ImportError:
+        from . import _jit_kernels
+    except ImportError:  # numba is not installed
         return None
-
-    @numba.njit(**_JIT_OPTIONS)
-    def taps3x3(
-        p0: Array, p1: Array, p2: Array, p3: Array, p4: Array, p5: Array, p6: Array,
-        p7: Array, p8: Array, w: Array, c: int, bc: float, lo: float, hi: float, acc: Array,
-    ) -> None:  # pragma: no cover - compiled
-        """``acc = clip(bc + sum_k w[c, k] * p_k, lo, hi)`` over equal-length runs: one
-        vectorised loop (its operands are views at fixed offsets, so no index can wrap)."""
-        w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
-        w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
-        w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
-        for i in range(acc.shape[0]):
-            v = (
-                bc + w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i]
-                + w5 * p5[i] + w6 * p6[i] + w7 * p7[i] + w8 * p8[i]
-            )
-            acc[i] = min(max(v, lo), hi)
-
-    @numba.njit(**_JIT_OPTIONS)
-    def store_rows(acc: Array, pitch: int, out: Array) -> None:  # pragma: no cover - compiled
-        """``out[oy, :] = acc[oy * pitch : oy * pitch + out_w]``: the valid columns."""
-        for oy in range(out.shape[0]):
-            src = acc[oy * pitch :]
-            dst = out[oy]
-            for ox in range(out.shape[1]):
-                dst[ox] = src[ox]
-
-    @numba.njit(**_JIT_OPTIONS)
-    def depthwise3x3_s1(
-        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
-        pre: Array, pre_lo: float, pre_hi: float,
-    ) -> None:  # pragma: no cover - compiled
-        """3x3, stride 1: each channel is copied into a zero-padded plane of pitch
-        ``out_w + 2`` (as ``clip(x + pre[c], pre_lo, pre_hi)``: the producer's bias and
-        activation, applied here instead of in a pass of their own); every output of the
-        flattened plane is then one 9-tap sum at fixed offsets, a single loop of
-        ``out_h * pitch`` (the two extra columns per row are dropped when stored). Small
-        planes vectorise as well as large ones."""
-        n_img, channels, height, width = x.shape
-        out_h, out_w = out.shape[2], out.shape[3]
-        lo32, hi32 = np.float32(lo), np.float32(hi)
-        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-        pitch = out_w + 2
-        plane = np.zeros((out_h + 3) * pitch, np.float32)
-        acc = np.empty(out_h * pitch, np.float32)
-        rows = min(height, out_h + 2 - top)
-        cols = min(width, pitch - left)
-        r0, r1, r2 = plane, plane[pitch:], plane[2 * pitch :]
-        for n in range(n_img):
-            for c in range(channels):
-                shift = pre[c]
-                for iy in range(rows):
-                    src = x[n, c, iy]
-                    dst = plane[(top + iy) * pitch + left :]
-                    for ix in range(cols):
-                        dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
-                taps3x3(
-                    r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c,
-                    np.float32(bias[c]), lo32, hi32, acc,
-                )
-                store_rows(acc, pitch, out[n, c])
-
-    @numba.njit(**_JIT_OPTIONS)
-    def depthwise3x3_s2(
-        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
-        pre: Array, pre_lo: float, pre_hi: float,
-    ) -> None:  # pragma: no cover - compiled
-        """3x3, stride 2: the zero-padded plane is split as it is copied (with ``pre`` as in
-        stride 1) into four phase planes (even/odd rows x even/odd columns) of pitch
-        ``out_w + 1``, in which all nine taps of every output sit at fixed offsets: the same
-        single loop as stride 1."""
-        n_img, channels, height, width = x.shape
-        out_h, out_w = out.shape[2], out.shape[3]
-        lo32, hi32 = np.float32(lo), np.float32(hi)
-        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-        pitch = out_w + 1
-        phases = np.zeros((4, (out_h + 2) * pitch), np.float32)
-        acc = np.empty(out_h * pitch, np.float32)
-        rows = min(height, 2 * out_h + 1 - top)  # padded rows/columns past 2 * out are unused
-        cols = min(width, 2 * out_w + 1 - left)
-        ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
-        for n in range(n_img):
-            for c in range(channels):
-                shift = pre[c]
-                for iy in range(rows):
-                    py = top + iy
-                    base = (py >> 1) * pitch
-                    even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
-                    src = x[n, c, iy]
-                    if left & 1:  # input columns 0, 2, ... land in odd plane columns
-                        first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
-                    else:
-                        first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
-                    for k in range(cols >> 1):
-                        first[k] = min(max(src[2 * k] + shift, in_lo), in_hi)
-                        second[k] = min(max(src[2 * k + 1] + shift, in_lo), in_hi)
-                    if cols & 1:
-                        first[cols >> 1] = min(max(src[cols - 1] + shift, in_lo), in_hi)
-                taps3x3(
-                    ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
-                    np.float32(bias[c]), lo32, hi32, acc,
-                )
-                store_rows(acc, pitch, out[n, c])
-
-    @numba.njit(**_JIT_OPTIONS)
-    def depthwise(
-        x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
-        sy: int, sx: int, dy: int, dx: int, top: int, left: int,
-        pre: Array, pre_lo: float, pre_hi: float,
-    ) -> None:  # pragma: no cover - compiled
-        """Any kernel size, stride and dilation: one zero-padded plane per channel (``pre``
-        as in the 3x3 kernels), and per kernel tap one multiply-add over each output row."""
-        n_img, channels, height, width = x.shape
-        out_h, out_w = out.shape[2], out.shape[3]
-        kh, kw = w.shape[1], w.shape[2]
-        lo32, hi32 = np.float32(lo), np.float32(hi)
-        # one zero-padded plane, reused for every channel: its border is never written
-        plane_h = max(top + height, (out_h - 1) * sy + (kh - 1) * dy + 1)
-        plane_w = max(left + width, (out_w - 1) * sx + (kw - 1) * dx + 1)
-        in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-        plane = np.zeros((plane_h, plane_w), np.float32)
-        for n in range(n_img):
-            for c in range(channels):
-                shift = pre[c]
-                for iy in range(height):
-                    src = x[n, c, iy]
-                    dst = plane[top + iy, left : left + width]
-                    for ix in range(width):
-                        dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
-                bc = np.float32(bias[c])
-                for oy in range(out_h):
-                    row_out = out[n, c, oy]
-                    for ox in range(out_w):
-                        row_out[ox] = bc
-                    for ky in range(kh):
-                        row_in = plane[oy * sy + ky * dy]
-                        for kx in range(kw):
-                            wv = w[c, ky, kx]
-                            shift = kx * dx
-                            for ox in range(out_w):
-                                row_out[ox] += wv * row_in[ox * sx + shift]
-                    for ox in range(out_w):
-                        row_out[ox] = min(max(row_out[ox], lo32), hi32)
-
-    @numba.njit(**_JIT_OPTIONS)
-    def bias_clip(y: Array, bias: Array, lo: float, hi: float) -> None:  # pragma: no cover
-        """``y[n, m, :] = clip(y[n, m, :] + bias[m], lo, hi)`` in place, in one pass."""
-        lo32, hi32 = np.float32(lo), np.float32(hi)
-        for n in range(y.shape[0]):
-            for m in range(y.shape[1]):
-                b = bias[m]
-                row = y[n, m]
-                for j in range(row.shape[0]):
-                    row[j] = min(max(row[j] + b, lo32), hi32)
-
-    @numba.njit(**_JIT_OPTIONS)
-    def bias_add_clip(y: Array, bias: Array, z: Array, lo: float, hi: float) -> None:  # pragma: no cover
-        """``y[n, m, :] = clip(y[n, m, :] + bias[m] + z[n, m, :], lo, hi)`` in place."""
-        lo32, hi32 = np.float32(lo), np.float32(hi)
-        for n in range(y.shape[0]):
-            for m in range(y.shape[1]):
-                b = bias[m]
-                row = y[n, m]
-                add = z[n, m]
-                for j in range(row.shape[0]):
-                    row[j] = min(max(row[j] + b + add[j], lo32), hi32)
-
-    # no fastmath in the max kernels: their NaN test must stay (MaxPool skips NaN like fmax)
-    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
-    def max_taps(acc: Array, first: Array, second: Array) -> None:  # pragma: no cover
-        """``acc = fmax(first, second)``, NaN skipped, over one long run: branch-free, so it
-        vectorises (``first`` must not be ``acc``: LLVM's overlap check would fail and run
-        the scalar loop)."""
-        for i in range(acc.shape[0]):
-            a = first[i]
-            b = second[i]
-            acc[i] = a if (a > b) | (b != b) else b
-
-    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
-    def max_into(acc: Array, other: Array) -> None:  # pragma: no cover - compiled
-        """``acc = fmax(acc, other)``, as :func:`max_taps`."""
-        for i in range(acc.shape[0]):
-            a = acc[i]
-            b = other[i]
-            acc[i] = a if (a > b) | (b != b) else b
-
-    @numba.njit(nogil=True, boundscheck=False, cache=True, error_model="numpy")
-    def max_pool(
-        x: Array, out: Array, kh: int, kw: int, sy: int, sx: int, dy: int, dx: int, top: int,
-        left: int,
-    ) -> None:  # pragma: no cover - compiled
-        """2-D max pooling. Each channel's -inf-padded plane is split as it is copied into
-        ``sy * sx`` phase planes (row ``i * sy + q``, column ``j * sx + p`` into phase
-        ``(q, p)`` at ``(i, j)``), all of pitch ``out_w + reach``: every tap of every window
-        is then at a fixed offset in a phase plane, so the window reduces along rows and
-        then along columns in a few long loops over whole flattened planes."""
-        n_img, channels, height, width = x.shape
-        out_h, out_w = out.shape[2], out.shape[3]
-        reach_x, reach_y = ((kw - 1) * dx) // sx, ((kh - 1) * dy) // sy
-        pitch = out_w + reach_x
-        rows = out_h + reach_y  # rows of each phase plane the windows read
-        span = rows * pitch
-        phases = np.full((sy, sx, (rows + 1) * pitch), -np.inf, np.float32)
-        across = np.empty((sy, span), np.float32)  # per row phase: max along each row
-        acc = np.empty(out_h * pitch, np.float32)
-        in_rows = min(height, rows * sy - top)
-        in_cols = min(width, pitch * sx - left)
-        for n in range(n_img):
-            for c in range(channels):
-                for iy in range(in_rows):
-                    py = top + iy
-                    src = x[n, c, iy]
-                    base = (py // sy) * pitch
-                    if sx == 1:
-                        dst = phases[py % sy, 0, base + left :]
-                        for k in range(in_cols):
-                            dst[k] = src[k]
-                        continue
-                    if sx == 2:  # both column phases in one loop over column pairs
-                        odd = left & 1
-                        one = phases[py % sy, odd, base + (left >> 1) :]
-                        two = phases[py % sy, 1 - odd, base + ((left + 1) >> 1) :]
-                        for k in range(in_cols >> 1):
-                            one[k] = src[2 * k]
-                            two[k] = src[2 * k + 1]
-                        if in_cols & 1:
-                            one[in_cols >> 1] = src[in_cols - 1]
-                        continue
-                    for p in range(sx):
-                        first = (p - left % sx + sx) % sx  # the first input column in phase p
-                        dst = phases[py % sy, p, base + (left + first) // sx :]
-                        for k in range((in_cols - first + sx - 1) // sx):
-                            dst[k] = src[first + k * sx]
-                for q in range(sy):
-                    row_max = across[q]
-                    if kw == 1:
-                        row_max[:] = phases[q, 0, :span]
-                    for kx in range(1, kw):
-                        shift = kx * dx
-                        tap = phases[q, shift % sx, shift // sx :]
-                        if kx == 1:
-                            max_taps(row_max, phases[q, 0], tap)
-                        else:
-                            max_into(row_max, tap)
-                if kh == 1:
-                    acc[:] = across[0, : out_h * pitch]
-                for ky in range(1, kh):
-                    shift = ky * dy
-                    tap = across[shift % sy, (shift // sy) * pitch :]
-                    if ky == 1:
-                        max_taps(acc, across[0], tap)
-                    else:
-                        max_into(acc, tap)
-                for oy in range(out_h):
-                    src = acc[oy * pitch :]
-                    dst = out[n, c, oy]
-                    for ox in range(out_w):
-                        dst[ox] = src[ox]
-
-    global _depthwise3x3, _bias_clip, _max_pool
-    _depthwise3x3 = (depthwise3x3_s1, depthwise3x3_s2)
-    _bias_clip = (bias_clip, bias_add_clip)
-    _max_pool = max_pool
-
-    @numba.njit(**_JIT_OPTIONS)
-    def winograd_input(
-        x: Array, v: Array, th: int, tw: int, top: int, left: int
-    ) -> None:  # pragma: no cover - compiled
-        """``V = B^T d B`` for every 4x4 input tile ``d`` (stride 2) of each channel of ``x``
-        ``(C, H, W)``: ``v[16, C, th * tw]``. Each channel is first copied into a zero-padded
-        plane; the row transform runs over whole rows, the column one over a tile row."""
-        channels, height, width = x.shape
-        plane_h, plane_w = 2 * th + 2, 2 * tw + 2
-        plane = np.zeros((plane_h, plane_w), np.float32)
-        rows = np.empty((4, plane_w), np.float32)
-        for c in range(channels):
-            for yy in range(min(height, plane_h - top)):
-                src = x[c, yy]
-                dst = plane[yy + top]
-                for xx in range(min(width, plane_w - left)):
-                    dst[xx + left] = src[xx]
-            for ty in range(th):
-                r0, r1, r2, r3 = plane[2 * ty], plane[2 * ty + 1], plane[2 * ty + 2], plane[2 * ty + 3]
-                for j in range(plane_w):
-                    rows[0, j] = r0[j] - r2[j]
-                    rows[1, j] = r1[j] + r2[j]
-                    rows[2, j] = r2[j] - r1[j]
-                    rows[3, j] = r1[j] - r3[j]
-                base = ty * tw
-                for i in range(4):
-                    t = rows[i]
-                    v0, v1, v2, v3 = v[4 * i, c], v[4 * i + 1, c], v[4 * i + 2, c], v[4 * i + 3, c]
-                    for tx in range(tw):
-                        e0, o0, e1, o1 = t[2 * tx], t[2 * tx + 1], t[2 * tx + 2], t[2 * tx + 3]
-                        v0[base + tx] = e0 - e1
-                        v1[base + tx] = o0 + e1
-                        v2[base + tx] = e1 - o0
-                        v3[base + tx] = o0 - o1
-
-    @numba.njit(**_JIT_OPTIONS)
-    def winograd_output(
-        prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int,
-        res: Array, has_res: bool,
-    ) -> None:  # pragma: no cover - compiled
-        """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias (and
-        ``res[M, OH, OW]`` when ``has_res``), clipped to ``[lo, hi]``, into ``out[M, OH, OW]``."""
-        out_h, out_w = out.shape[1], out.shape[2]
-        lo32, hi32 = np.float32(lo), np.float32(hi)  # float64 bounds would widen every store
-        cols = np.empty((8, tw), np.float32)
-        for m in range(prod.shape[1]):
-            bm = bias[m]
-            for ty in range(th):
-                base = ty * tw
-                for j in range(4):
-                    p0, p1, p2, p3 = prod[j, m], prod[4 + j, m], prod[8 + j, m], prod[12 + j, m]
-                    for tx in range(tw):
-                        k = base + tx
-                        cols[j, tx] = p0[k] + p1[k] + p2[k]
-                        cols[4 + j, tx] = p1[k] - p2[k] - p3[k]
-                for r in range(2):
-                    oy = 2 * ty + r
-                    if oy >= out_h:
-                        break
-                    row = out[m, oy]
-                    add = res[m, oy] if has_res else row  # ``row`` is never read then
-                    b = 4 * r
-                    for tx in range(tw):
-                        ox = 2 * tx
-                        v = bm + cols[b, tx] + cols[b + 1, tx] + cols[b + 2, tx]
-                        if has_res:
-                            v += add[ox]
-                        row[ox] = min(max(v, lo32), hi32)
-                        if ox + 1 < out_w:
-                            v = bm + cols[b + 1, tx] - cols[b + 2, tx] - cols[b + 3, tx]
-                            if has_res:
-                                v += add[ox + 1]
-                            row[ox + 1] = min(max(v, lo32), hi32)
-
-    global _winograd
-    _winograd = (winograd_input, winograd_output)
-
-    from ._erf import _C_T0, _QC32
-
-    coefs = np.array(_QC32[::-1], np.float32)  # highest power first, for Horner
-    t_scale = np.float32(2.0 / (1.0 - _C_T0))
-    t_shift = np.float32((_C_T0 + 1.0) / (1.0 - _C_T0))
-
-    @numba.njit(**_JIT_OPTIONS)
-    def gelu_parts(x: Array, poly: Array, neg_sq: Array) -> None:  # pragma: no cover - compiled
-        """``Q(s)`` of the erfc fit, and ``-z^2``, for ``z = x / sqrt(2)``."""
-        for i in range(x.size):
-            a = abs(x[i]) * np.float32(0.70710677)
-            s = t_scale / (np.float32(1.0) + a * np.float32(0.5)) - t_shift
-            acc = np.float32(0.0)
-            for k in range(coefs.size):  # a constant trip count: unrolled, then vectorised
-                acc = acc * s + coefs[k]
-            poly[i] = acc
-            neg_sq[i] = -a * a
-
-    @numba.njit(**_JIT_OPTIONS)
-    def gelu_finish(x: Array, poly: Array, expo: Array, out: Array) -> None:  # pragma: no cover
-        """``x / 2 * (1 + erf(z))``, with ``erfc(|z|) = Q(s) exp(-z^2)``."""
-        for i in range(x.size):
-            v = x[i]
-            tail = poly[i] * expo[i]
-            out[i] = np.float32(0.5) * v * (np.float32(2.0) - tail if v > 0 else tail)
-
-    def gelu(x: Array, out: Array) -> None:
-        poly = np.empty_like(x)
-        expo = np.empty_like(x)
-        gelu_parts(x, poly, expo)
-        np.exp(expo, out=expo)  # numpy's vectorised exp: the compiled loops then vectorise too
-        gelu_finish(x, poly, expo, out)
-
-    global _gelu
-    _gelu = gelu
-    return depthwise
+    return _jit_kernels
 
 
-def _get() -> Callable[..., None] | None:
-    global _kernel, _tried
+def _get() -> ModuleType | None:
+    global _kernels, _tried
     if not _tried:
         _tried = True
-        _kernel = _build()
-        if _kernel is not None:
+        _kernels = _build()
+        if _kernels is not None:
             log.debug("numba kernels enabled for the CPU device")
-    return _kernel
+    return _kernels
+
+
+def _need() -> ModuleType:
+    kernels = _get()
+    assert kernels is not None, "the compiled kernels are not available"
+    return kernels
 
 
 def available() -> bool:
@@ -465,20 +87,22 @@ def available() -> bool:
 
 def warm_up() -> None:
     """Compiles the kernels for float32 now (a model's compilation calls this), not mid-run."""
-    kernel = _get()
-    if kernel is not None:
+    k = _get()
+    if k is not None:
         x = np.zeros((1, 1, 3, 3), np.float32)
         w = np.zeros((1, 3, 3), np.float32)
         bias = np.zeros(1, np.float32)
         out = np.empty((1, 1, 3, 3), np.float32)
-        kernel(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
-        assert _depthwise3x3 is not None and _bias_clip is not None
-        for flat in _depthwise3x3:
+        k.depthwise(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
+        for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
             flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf, out.copy())
-        assert _max_pool is not None
-        _max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
+        k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
+        gelu_erf(x)
+        rows = out.reshape(3, 3)
+        layer_norm_last(rows, bias.repeat(3), bias.repeat(3), 1e-5)
+        softmax_last(rows)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
@@ -492,8 +116,7 @@ def depthwise2d(
     input channel and one output per group (``weights`` from :func:`prepare_weights`, ``bias``
     float32 ``(C,)``), where ``x' = clip(x + pre.bias[c], pre.low, pre.high)`` (``x`` itself
     without ``pre``); only when :func:`available`."""
-    kernel = _get()
-    assert kernel is not None and _depthwise3x3 is not None
+    k = _need()
     assert x.dtype == np.float32 and x.ndim == 4
     n, c = x.shape[:2]
     out = np.empty((n, c, *geom.out), np.float32)
@@ -503,9 +126,10 @@ def depthwise2d(
     (sy, sx), (dy, dx) = window.strides, window.dilations
     top, left = geom.begin
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
-        _depthwise3x3[sy - 1](x, weights, bias, low, high, out, top, left, *pre)
+        flat = k.depthwise3x3_s1 if sy == 1 else k.depthwise3x3_s2
+        flat(x, weights, bias, low, high, out, top, left, *pre)
     else:
-        kernel(x, weights, bias, low, high, out, sy, sx, dy, dx, top, left, *pre)
+        k.depthwise(x, weights, bias, low, high, out, sy, sx, dy, dx, top, left, *pre)
     return out
 
 
@@ -515,35 +139,70 @@ def bias_clip(
     """``y = clip(y + bias[channel] (+ residual), low, high)`` in place, in one pass, for a
     C-contiguous float32 ``y`` of shape ``(N, C, ...)`` and a ``residual`` of the same shape;
     only when :func:`available`."""
-    assert _get() is not None and _bias_clip is not None
+    k = _need()
     rows = y.reshape(y.shape[0], y.shape[1], -1)
     if residual is None:
-        _bias_clip[0](rows, bias, low, high)
+        k.bias_clip(rows, bias, low, high)
     else:
         z = np.ascontiguousarray(residual, np.float32).reshape(rows.shape)
-        _bias_clip[1](rows, bias, z, low, high)
+        k.bias_add_clip(rows, bias, z, low, high)
 
 
 def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:
     """2-D max pooling of a float32 ``(N, C, H, W)`` (padding and NaN ignored, as numpy's
     ``fmax`` does); ``geom`` must cover every window (``ceil_mode`` included); only when
     :func:`available`."""
-    assert _get() is not None and _max_pool is not None
+    k = _need()
     assert x.dtype == np.float32 and x.ndim == 4
     out = np.empty((x.shape[0], x.shape[1], *geom.out), np.float32)
     (kh, kw), (sy, sx), (dy, dx) = window.kernel, window.strides, window.dilations
-    _max_pool(np.ascontiguousarray(x), out, kh, kw, sy, sx, dy, dx, geom.begin[0], geom.begin[1])
+    top, left = geom.begin
+    k.max_pool(np.ascontiguousarray(x), out, kh, kw, sy, sx, dy, dx, top, left)
     return out
+
+
+def layer_norm_last(x: Array, gamma: Array, beta: Array, eps: float) -> Array | None:
+    """LayerNorm over the last axis of a float32 ``x`` with ``gamma``/``beta`` of that axis's
+    length, in one compiled kernel; None without the compiled kernels or for other dtypes."""
+    k = _get()
+    if k is None or x.dtype != np.float32 or x.ndim == 0:
+        return None
+    n = x.shape[-1]
+    if gamma.shape != (n,) or beta.shape != (n,) or n == 0:
+        return None
+    rows = np.ascontiguousarray(x).reshape(-1, n)
+    out = np.empty_like(rows)
+    k.layer_norm(
+        rows, np.ascontiguousarray(gamma, np.float32), np.ascontiguousarray(beta, np.float32),
+        eps, out,
+    )
+    return out.reshape(x.shape)
+
+
+def softmax_last(x: Array) -> Array | None:
+    """Softmax over the last axis of a float32 ``x``: the max shift and the normalisation
+    compiled, numpy's vectorised exp between them; None without the compiled kernels or
+    for other dtypes."""
+    k = _get()
+    if k is None or x.dtype != np.float32 or x.ndim == 0 or x.size == 0:
+        return None
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    out = np.empty_like(rows)
+    k.shift_by_max(rows, out)
+    np.exp(out, out=out)
+    k.normalise_rows(out)
+    return out.reshape(x.shape)
 
 
 def gelu_erf(x: Array) -> Array | None:
     """``0.5 * x * (1 + erf(x / sqrt(2)))`` for float32, from the same erfc fit as the numpy
     kernel in three passes instead of about twenty; None without the compiled kernels."""
-    if _get() is None or _gelu is None or x.dtype != np.float32:
+    k = _get()
+    if k is None or x.dtype != np.float32:
         return None
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
-    _gelu(flat, out)
+    k.gelu(flat, out)
     return out.reshape(x.shape)
 
 
@@ -566,8 +225,7 @@ def winograd3x3(
     ``U[k] @ V[k]`` do 2.25 times fewer multiplications than im2col's one. ``residual`` (of
     the output's shape) is added before the clip. ``u`` from :func:`winograd_weights`; only
     when :func:`available`."""
-    assert _get() is not None and _winograd is not None
-    transform_in, transform_out = _winograd
+    k = _need()
     n, c = x.shape[:2]
     m = u.shape[1]
     out_h, out_w = geom.out
@@ -576,8 +234,9 @@ def winograd3x3(
     v = np.empty((16, c, th * tw), np.float32)
     res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
-        transform_in(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
-        transform_out(np.matmul(u, v), bias, low, high, out[i], th, tw, res[i], residual is not None)
+        k.winograd_input(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
+        prod = np.matmul(u, v)
+        k.winograd_output(prod, bias, low, high, out[i], th, tw, res[i], residual is not None)
     return out
 
 

@@ -219,7 +219,7 @@ def _bias_shape(rank: int) -> tuple[int, ...]:
 
 def apply_pre_activation(x: Array, pre: PreActivation) -> Array:
     """``clip(x + pre.bias[c], pre.low, pre.high)`` on a new array."""
-    y = x + pre.bias.astype(x.dtype, copy=False).reshape(_bias_shape(x.ndim - 2))
+    y: Array = x + pre.bias.astype(x.dtype, copy=False).reshape(_bias_shape(x.ndim - 2))
     np.clip(y, pre.low, pre.high, out=y)
     return y
 
@@ -261,8 +261,10 @@ def conv_kernel(node: KernelNode, residual: bool = False) -> Kernel:
     kind, warr = core._prepared if core._prepared is not None else ("", None)
     exec_type = {"dw": "depthwise", **COMPILED_KINDS}.get(kind, "gemm_im2col")
     # a bias (and a following Relu/Clip) costs one compiled pass over a GEMM conv's output
-    fused_gemm = kind == "gemm" and bias_c is not None and warr is not None
-    fused_gemm = fused_gemm and warr.dtype == np.float32 and _jit.available()
+    fused_gemm = (
+        kind == "gemm" and bias_c is not None and warr is not None
+        and warr.dtype == np.float32 and _jit.available()
+    )
     if (kind in COMPILED_KINDS or fused_gemm) and w_const is not None and (
         bias_c is not None or not has_bias
     ):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._registry import Kernel, KernelNode
+from . import _jit
 from ._common import (
     Array,
     as_kernel,
@@ -141,6 +142,11 @@ def _layer_norm(node: KernelNode) -> Kernel:
     n_out = node.num_outputs
 
     def run(x: Array, scale: Array, bias: Array | None = None) -> tuple[Array, ...]:
+        if n_out == 1 and x.ndim and norm_axis(axis, x.ndim) == x.ndim - 1:
+            beta = np.zeros(x.shape[-1], np.float32) if bias is None else bias
+            compiled = _jit.layer_norm_last(x, scale, beta, eps)  # float32 with numba
+            if compiled is not None:
+                return (compiled,)
         cdt = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
         ax = norm_axis(axis, x.ndim)
         rows = int(np.prod(x.shape[:ax], dtype=np.int64))

@@ -1,0 +1,468 @@
+"""The numba kernels behind ``_jit``; imported only when numba is installed.
+
+Every kernel is a module-level function, so numba's on-disk cache can key it by name: a
+kernel that calls another one then loads from the cache too (closures would be compiled
+again in every process).
+
+Writing loops numba vectorises:
+
+* ``error_model="numpy"``: a float division by zero gives inf/nan instead of raising, which
+  drops the branch that would stop LLVM from vectorising any loop with a division in it.
+* Index arrays through views at fixed offsets (``a[i + 1]`` of a view, not ``a[i + k]`` with a
+  runtime ``k``): a possibly negative index needs a wraparound check that stops vectorising.
+* Long loops over flattened planes rather than short loops over rows: a vectorised loop runs
+  its remainder scalar, and a row of 7 or 14 is nearly all remainder.
+* Few distinct arrays per loop: LLVM checks every pair that may overlap at run time and gives
+  up past a handful.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from ._common import Array
+from ._erf import _C_T0, _QC32
+
+_JIT_OPTIONS: dict[str, Any] = {
+    "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
+}
+_EXACT_OPTIONS: dict[str, Any] = {"nogil": True, "boundscheck": False, "cache": True, "error_model": "numpy"}
+"""No fastmath: for the max kernels, whose NaN test must stay (MaxPool skips NaN like fmax)."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def taps3x3(
+    p0: Array, p1: Array, p2: Array, p3: Array, p4: Array, p5: Array, p6: Array,
+    p7: Array, p8: Array, w: Array, c: int, bc: float, lo: float, hi: float, acc: Array,
+) -> None:  # pragma: no cover - compiled
+    """``acc = clip(bc + sum_k w[c, k] * p_k, lo, hi)`` over equal-length runs: one
+    vectorised loop (its operands are views at fixed offsets, so no index can wrap)."""
+    w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+    w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+    w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+    for i in range(acc.shape[0]):
+        v = (
+            bc + w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i]
+            + w5 * p5[i] + w6 * p6[i] + w7 * p7[i] + w8 * p8[i]
+        )
+        acc[i] = min(max(v, lo), hi)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def store_rows(acc: Array, pitch: int, out: Array) -> None:  # pragma: no cover - compiled
+    """``out[oy, :] = acc[oy * pitch : oy * pitch + out_w]``: the valid columns."""
+    for oy in range(out.shape[0]):
+        src = acc[oy * pitch :]
+        dst = out[oy]
+        for ox in range(out.shape[1]):
+            dst[ox] = src[ox]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s1(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """3x3, stride 1: each channel is copied into a zero-padded plane of pitch
+    ``out_w + 2`` (as ``clip(x + pre[c], pre_lo, pre_hi)``: the producer's bias and
+    activation, applied here instead of in a pass of their own); every output of the
+    flattened plane is then one 9-tap sum at fixed offsets, a single loop of
+    ``out_h * pitch`` (the two extra columns per row are dropped when stored). Small
+    planes vectorise as well as large ones."""
+    n_img, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    pitch = out_w + 2
+    plane = np.zeros((out_h + 3) * pitch, np.float32)
+    acc = np.empty(out_h * pitch, np.float32)
+    rows = min(height, out_h + 2 - top)
+    cols = min(width, pitch - left)
+    r0, r1, r2 = plane, plane[pitch:], plane[2 * pitch :]
+    for n in range(n_img):
+        for c in range(channels):
+            shift = pre[c]
+            for iy in range(rows):
+                src = x[n, c, iy]
+                dst = plane[(top + iy) * pitch + left :]
+                for ix in range(cols):
+                    dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
+            taps3x3(
+                r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c,
+                np.float32(bias[c]), lo32, hi32, acc,
+            )
+            store_rows(acc, pitch, out[n, c])
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s2(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """3x3, stride 2: the zero-padded plane is split as it is copied (with ``pre`` as in
+    stride 1) into four phase planes (even/odd rows x even/odd columns) of pitch
+    ``out_w + 1``, in which all nine taps of every output sit at fixed offsets: the same
+    single loop as stride 1."""
+    n_img, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    pitch = out_w + 1
+    phases = np.zeros((4, (out_h + 2) * pitch), np.float32)
+    acc = np.empty(out_h * pitch, np.float32)
+    rows = min(height, 2 * out_h + 1 - top)  # padded rows/columns past 2 * out are unused
+    cols = min(width, 2 * out_w + 1 - left)
+    ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
+    for n in range(n_img):
+        for c in range(channels):
+            shift = pre[c]
+            for iy in range(rows):
+                py = top + iy
+                base = (py >> 1) * pitch
+                even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
+                src = x[n, c, iy]
+                if left & 1:  # input columns 0, 2, ... land in odd plane columns
+                    first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
+                else:
+                    first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
+                for k in range(cols >> 1):
+                    first[k] = min(max(src[2 * k] + shift, in_lo), in_hi)
+                    second[k] = min(max(src[2 * k + 1] + shift, in_lo), in_hi)
+                if cols & 1:
+                    first[cols >> 1] = min(max(src[cols - 1] + shift, in_lo), in_hi)
+            taps3x3(
+                ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
+                np.float32(bias[c]), lo32, hi32, acc,
+            )
+            store_rows(acc, pitch, out[n, c])
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
+    sy: int, sx: int, dy: int, dx: int, top: int, left: int,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """Any kernel size, stride and dilation: one zero-padded plane per channel (``pre``
+    as in the 3x3 kernels), and per kernel tap one multiply-add over each output row."""
+    n_img, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    kh, kw = w.shape[1], w.shape[2]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    # one zero-padded plane, reused for every channel: its border is never written
+    plane_h = max(top + height, (out_h - 1) * sy + (kh - 1) * dy + 1)
+    plane_w = max(left + width, (out_w - 1) * sx + (kw - 1) * dx + 1)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    plane = np.zeros((plane_h, plane_w), np.float32)
+    for n in range(n_img):
+        for c in range(channels):
+            shift = pre[c]
+            for iy in range(height):
+                src = x[n, c, iy]
+                dst = plane[top + iy, left : left + width]
+                for ix in range(width):
+                    dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
+            bc = np.float32(bias[c])
+            for oy in range(out_h):
+                row_out = out[n, c, oy]
+                for ox in range(out_w):
+                    row_out[ox] = bc
+                for ky in range(kh):
+                    row_in = plane[oy * sy + ky * dy]
+                    for kx in range(kw):
+                        wv = w[c, ky, kx]
+                        shift = kx * dx
+                        for ox in range(out_w):
+                            row_out[ox] += wv * row_in[ox * sx + shift]
+                for ox in range(out_w):
+                    row_out[ox] = min(max(row_out[ox], lo32), hi32)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def bias_clip(y: Array, bias: Array, lo: float, hi: float) -> None:  # pragma: no cover
+    """``y[n, m, :] = clip(y[n, m, :] + bias[m], lo, hi)`` in place, in one pass."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    for n in range(y.shape[0]):
+        for m in range(y.shape[1]):
+            b = bias[m]
+            row = y[n, m]
+            for j in range(row.shape[0]):
+                row[j] = min(max(row[j] + b, lo32), hi32)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def bias_add_clip(
+    y: Array, bias: Array, z: Array, lo: float, hi: float
+) -> None:  # pragma: no cover - compiled
+    """``y[n, m, :] = clip(y[n, m, :] + bias[m] + z[n, m, :], lo, hi)`` in place."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    for n in range(y.shape[0]):
+        for m in range(y.shape[1]):
+            b = bias[m]
+            row = y[n, m]
+            add = z[n, m]
+            for j in range(row.shape[0]):
+                row[j] = min(max(row[j] + b + add[j], lo32), hi32)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def layer_norm(
+    x: Array, gamma: Array, beta: Array, eps: float, out: Array
+) -> None:  # pragma: no cover - compiled
+    """Each row of ``x (R, N)``: ``(x - mean) / sqrt(var + eps) * gamma + beta``, the mean
+    and variance from two passes over the row while it is in cache."""
+    n = x.shape[1]
+    inv_n = np.float32(1.0) / np.float32(n)
+    eps32 = np.float32(eps)
+    for r in range(x.shape[0]):
+        row = x[r]
+        dst = out[r]
+        total = np.float32(0.0)
+        for j in range(n):
+            total += row[j]
+        mean = total * inv_n
+        spread = np.float32(0.0)
+        for j in range(n):
+            d = row[j] - mean
+            spread += d * d
+        scale = np.float32(1.0) / np.sqrt(spread * inv_n + eps32)
+        for j in range(n):
+            dst[j] = (row[j] - mean) * scale * gamma[j] + beta[j]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def shift_by_max(x: Array, out: Array) -> None:  # pragma: no cover - compiled
+    """``out[r] = x[r] - max(x[r])`` for each row of ``x (R, N)``."""
+    for r in range(x.shape[0]):
+        row = x[r]
+        top = row[0]
+        for j in range(1, row.shape[0]):
+            top = max(top, row[j])
+        dst = out[r]
+        for j in range(row.shape[0]):
+            dst[j] = row[j] - top
+
+
+@numba.njit(**_JIT_OPTIONS)
+def normalise_rows(e: Array) -> None:  # pragma: no cover - compiled
+    """``e[r] /= sum(e[r])`` for each row of ``e (R, N)``."""
+    for r in range(e.shape[0]):
+        row = e[r]
+        total = np.float32(0.0)
+        for j in range(row.shape[0]):
+            total += row[j]
+        inv = np.float32(1.0) / total
+        for j in range(row.shape[0]):
+            row[j] *= inv
+
+
+# no fastmath in the max kernels: their NaN test must stay (MaxPool skips NaN like fmax)
+
+
+@numba.njit(**_EXACT_OPTIONS)
+def max_taps(acc: Array, first: Array, second: Array) -> None:  # pragma: no cover
+    """``acc = fmax(first, second)``, NaN skipped, over one long run: branch-free, so it
+    vectorises (``first`` must not be ``acc``: LLVM's overlap check would fail and run
+    the scalar loop)."""
+    for i in range(acc.shape[0]):
+        a = first[i]
+        b = second[i]
+        acc[i] = a if (a > b) | (b != b) else b
+
+
+@numba.njit(**_EXACT_OPTIONS)
+def max_into(acc: Array, other: Array) -> None:  # pragma: no cover - compiled
+    """``acc = fmax(acc, other)``, as :func:`max_taps`."""
+    for i in range(acc.shape[0]):
+        a = acc[i]
+        b = other[i]
+        acc[i] = a if (a > b) | (b != b) else b
+
+
+@numba.njit(**_EXACT_OPTIONS)
+def max_pool(
+    x: Array, out: Array, kh: int, kw: int, sy: int, sx: int, dy: int, dx: int, top: int,
+    left: int,
+) -> None:  # pragma: no cover - compiled
+    """2-D max pooling. Each channel's -inf-padded plane is split as it is copied into
+    ``sy * sx`` phase planes (row ``i * sy + q``, column ``j * sx + p`` into phase
+    ``(q, p)`` at ``(i, j)``), all of pitch ``out_w + reach``: every tap of every window
+    is then at a fixed offset in a phase plane, so the window reduces along rows and
+    then along columns in a few long loops over whole flattened planes."""
+    n_img, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    reach_x, reach_y = ((kw - 1) * dx) // sx, ((kh - 1) * dy) // sy
+    pitch = out_w + reach_x
+    rows = out_h + reach_y  # rows of each phase plane the windows read
+    span = rows * pitch
+    phases = np.full((sy, sx, (rows + 1) * pitch), -np.inf, np.float32)
+    across = np.empty((sy, span), np.float32)  # per row phase: max along each row
+    acc = np.empty(out_h * pitch, np.float32)
+    in_rows = min(height, rows * sy - top)
+    in_cols = min(width, pitch * sx - left)
+    for n in range(n_img):
+        for c in range(channels):
+            for iy in range(in_rows):
+                py = top + iy
+                src = x[n, c, iy]
+                base = (py // sy) * pitch
+                if sx == 1:
+                    dst = phases[py % sy, 0, base + left :]
+                    for k in range(in_cols):
+                        dst[k] = src[k]
+                    continue
+                if sx == 2:  # both column phases in one loop over column pairs
+                    odd = left & 1
+                    one = phases[py % sy, odd, base + (left >> 1) :]
+                    two = phases[py % sy, 1 - odd, base + ((left + 1) >> 1) :]
+                    for k in range(in_cols >> 1):
+                        one[k] = src[2 * k]
+                        two[k] = src[2 * k + 1]
+                    if in_cols & 1:
+                        one[in_cols >> 1] = src[in_cols - 1]
+                    continue
+                for p in range(sx):
+                    first = (p - left % sx + sx) % sx  # the first input column in phase p
+                    dst = phases[py % sy, p, base + (left + first) // sx :]
+                    for k in range((in_cols - first + sx - 1) // sx):
+                        dst[k] = src[first + k * sx]
+            for q in range(sy):
+                row_max = across[q]
+                if kw == 1:
+                    row_max[:] = phases[q, 0, :span]
+                for kx in range(1, kw):
+                    shift = kx * dx
+                    tap = phases[q, shift % sx, shift // sx :]
+                    if kx == 1:
+                        max_taps(row_max, phases[q, 0], tap)
+                    else:
+                        max_into(row_max, tap)
+            if kh == 1:
+                acc[:] = across[0, : out_h * pitch]
+            for ky in range(1, kh):
+                shift = ky * dy
+                tap = across[shift % sy, (shift // sy) * pitch :]
+                if ky == 1:
+                    max_taps(acc, across[0], tap)
+                else:
+                    max_into(acc, tap)
+            for oy in range(out_h):
+                src = acc[oy * pitch :]
+                dst = out[n, c, oy]
+                for ox in range(out_w):
+                    dst[ox] = src[ox]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def winograd_input(
+    x: Array, v: Array, th: int, tw: int, top: int, left: int
+) -> None:  # pragma: no cover - compiled
+    """``V = B^T d B`` for every 4x4 input tile ``d`` (stride 2) of each channel of ``x``
+    ``(C, H, W)``: ``v[16, C, th * tw]``. Each channel is first copied into a zero-padded
+    plane; the row transform runs over whole rows, the column one over a tile row."""
+    channels, height, width = x.shape
+    plane_h, plane_w = 2 * th + 2, 2 * tw + 2
+    plane = np.zeros((plane_h, plane_w), np.float32)
+    rows = np.empty((4, plane_w), np.float32)
+    for c in range(channels):
+        for yy in range(min(height, plane_h - top)):
+            src = x[c, yy]
+            dst = plane[yy + top]
+            for xx in range(min(width, plane_w - left)):
+                dst[xx + left] = src[xx]
+        for ty in range(th):
+            r0, r1, r2, r3 = plane[2 * ty], plane[2 * ty + 1], plane[2 * ty + 2], plane[2 * ty + 3]
+            for j in range(plane_w):
+                rows[0, j] = r0[j] - r2[j]
+                rows[1, j] = r1[j] + r2[j]
+                rows[2, j] = r2[j] - r1[j]
+                rows[3, j] = r1[j] - r3[j]
+            base = ty * tw
+            for i in range(4):
+                t = rows[i]
+                v0, v1, v2, v3 = v[4 * i, c], v[4 * i + 1, c], v[4 * i + 2, c], v[4 * i + 3, c]
+                for tx in range(tw):
+                    e0, o0, e1, o1 = t[2 * tx], t[2 * tx + 1], t[2 * tx + 2], t[2 * tx + 3]
+                    v0[base + tx] = e0 - e1
+                    v1[base + tx] = o0 + e1
+                    v2[base + tx] = e1 - o0
+                    v3[base + tx] = o0 - o1
+
+
+@numba.njit(**_JIT_OPTIONS)
+def winograd_output(
+    prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int,
+    res: Array, has_res: bool,
+) -> None:  # pragma: no cover - compiled
+    """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias (and
+    ``res[M, OH, OW]`` when ``has_res``), clipped to ``[lo, hi]``, into ``out[M, OH, OW]``."""
+    out_h, out_w = out.shape[1], out.shape[2]
+    lo32, hi32 = np.float32(lo), np.float32(hi)  # float64 bounds would widen every store
+    cols = np.empty((8, tw), np.float32)
+    for m in range(prod.shape[1]):
+        bm = bias[m]
+        for ty in range(th):
+            base = ty * tw
+            for j in range(4):
+                p0, p1, p2, p3 = prod[j, m], prod[4 + j, m], prod[8 + j, m], prod[12 + j, m]
+                for tx in range(tw):
+                    k = base + tx
+                    cols[j, tx] = p0[k] + p1[k] + p2[k]
+                    cols[4 + j, tx] = p1[k] - p2[k] - p3[k]
+            for r in range(2):
+                oy = 2 * ty + r
+                if oy >= out_h:
+                    break
+                row = out[m, oy]
+                add = res[m, oy] if has_res else row  # ``row`` is never read then
+                b = 4 * r
+                for tx in range(tw):
+                    ox = 2 * tx
+                    v = bm + cols[b, tx] + cols[b + 1, tx] + cols[b + 2, tx]
+                    if has_res:
+                        v += add[ox]
+                    row[ox] = min(max(v, lo32), hi32)
+                    if ox + 1 < out_w:
+                        v = bm + cols[b + 1, tx] - cols[b + 2, tx] - cols[b + 3, tx]
+                        if has_res:
+                            v += add[ox + 1]
+                        row[ox + 1] = min(max(v, lo32), hi32)
+
+
+_COEFS = np.array(_QC32[::-1], np.float32)  # highest power first, for Horner
+_T_SCALE = np.float32(2.0 / (1.0 - _C_T0))
+_T_SHIFT = np.float32((_C_T0 + 1.0) / (1.0 - _C_T0))
+
+
+@numba.njit(**_JIT_OPTIONS)
+def gelu_parts(x: Array, poly: Array, neg_sq: Array) -> None:  # pragma: no cover - compiled
+    """``Q(s)`` of the erfc fit, and ``-z^2``, for ``z = x / sqrt(2)``."""
+    for i in range(x.size):
+        a = abs(x[i]) * np.float32(0.70710677)
+        s = _T_SCALE / (np.float32(1.0) + a * np.float32(0.5)) - _T_SHIFT
+        acc = np.float32(0.0)
+        for k in range(_COEFS.size):  # a constant trip count: unrolled, then vectorised
+            acc = acc * s + _COEFS[k]
+        poly[i] = acc
+        neg_sq[i] = -a * a
+
+
+@numba.njit(**_JIT_OPTIONS)
+def gelu_finish(x: Array, poly: Array, expo: Array, out: Array) -> None:  # pragma: no cover
+    """``x / 2 * (1 + erf(z))``, with ``erfc(|z|) = Q(s) exp(-z^2)``."""
+    for i in range(x.size):
+        v = x[i]
+        tail = poly[i] * expo[i]
+        out[i] = np.float32(0.5) * v * (np.float32(2.0) - tail if v > 0 else tail)
+
+
+def gelu(x: Array, out: Array) -> None:
+    """Gelu of a flat float32 ``x`` into ``out``."""
+    poly = np.empty_like(x)
+    expo = np.empty_like(x)
+    gelu_parts(x, poly, expo)
+    np.exp(expo, out=expo)  # numpy's vectorised exp: the compiled loops then vectorise too
+    gelu_finish(x, poly, expo, out)
