@@ -262,6 +262,7 @@ async def test_max_pool_matches_the_reference_and_skips_nan(case: tuple, kernel_
     np.testing.assert_array_equal(with_nan, ReferenceEvaluator(model).run(None, {"x": masked})[0])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the masked row's LayerNorm is NaN
 @pytest.mark.parametrize("shape", [(3, 7), (2, 4, 128), (5, 1)])
 async def test_softmax_and_layer_norm_match_the_reference(shape: tuple[int, ...], kernel_kind: str) -> None:
     rng = np.random.default_rng(12)
