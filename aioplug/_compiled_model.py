@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 LOOP_COMPUTE_THRESHOLD_S = 50e-6
 """Plans whose measured compute is below this run on the event loop (no thread hop)."""
 
+MEASURE_RUNS = 30
+MEASURE_BUDGET_S = 0.02
+"""At most this many warm-up runs, and this much time, to measure a plan's compute."""
+
 LATENCY_LOOP_COMPUTE_THRESHOLD_S = 200e-6
 """The same bound under ``PERFORMANCE_HINT=LATENCY``: one stream serialises requests anyway,
 and a loop -> thread -> loop hop (40-100 us on a 2-core machine) would dominate such a run."""
@@ -246,12 +250,19 @@ class CompiledModel:
             return None
         request = self._create_sync_infer_request()
         best: float | None = None
+        spent = 0.0
         try:
-            for run in range(5):  # the first run pays one-time set-up: never decide on it alone
+            # the first runs of a new process pay one-time set-up (page faults on fresh
+            # weights, BLAS start-up, caches), so a small plan is run until its best time
+            # settles: up to MEASURE_RUNS runs within MEASURE_BUDGET_S after the first; a
+            # large one stops after two
+            for run in range(MEASURE_RUNS):
                 request.infer()
                 elapsed = request.stage_times["compute"]
                 best = elapsed if best is None else min(best, elapsed)
-                if run >= 1 and best > 10 * LATENCY_LOOP_COMPUTE_THRESHOLD_S:
+                spent += elapsed if run else 0.0
+                large = best > 10 * LATENCY_LOOP_COMPUTE_THRESHOLD_S
+                if run >= 1 and (large or spent > MEASURE_BUDGET_S):
                     break
         except Exception as exc:  # zeros are not valid input for every model
             log.debug("%s: warm-up run failed (%r); using stream threads", self.device_name, exc)

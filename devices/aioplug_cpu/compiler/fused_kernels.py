@@ -17,7 +17,7 @@ import numpy as np
 
 from ..kernels import Kernel, KernelNode, kernel, lookup
 from ..kernels.math._erf import gelu_erf
-from ..kernels.math._jit import layer_norm_last
+from ..kernels.math._jit import layer_norm_last, warm_up_for
 from ..kernels.math.conv import conv_kernel
 
 __all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
@@ -153,6 +153,7 @@ class LayerNorm:
 
     def __init__(self, node: KernelNode) -> None:
         self._eps = float(node.attr("epsilon", 1e-5))
+        warm_up_for(node)
         self._gamma = node.const_inputs[1]
         self._beta = node.const_inputs[2]
 
@@ -181,7 +182,7 @@ class Gelu:
     exec_type = "gelu_erf"
 
     def __init__(self, node: KernelNode) -> None:
-        pass
+        warm_up_for(node)
 
     def __call__(self, x: Any) -> tuple[Any, ...]:
         return (gelu_erf(x),)

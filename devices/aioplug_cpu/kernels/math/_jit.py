@@ -30,13 +30,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._registry import KernelNode
 from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
     "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
     "max_pool2d", "prepare_weights", "softmax_last",
-    "warm_up", "winograd3x3", "winograd_weights",
+    "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,30 @@ def warm_up() -> None:
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
 
 
+SMALL = 4096
+"""Inputs with fewer elements gain nothing from a compiled row kernel worth loading numba for."""
+
+
+def warm_up_for(node: KernelNode) -> None:
+    """Loads the compiled kernels (:func:`warm_up`) for an op whose row kernels may serve
+    this node (first input float32 or not known yet, and not known to be small). The row
+    kernels (:func:`softmax_last`, :func:`layer_norm_last`, :func:`gelu_erf`) never load
+    them themselves, so no first inference pays for it."""
+    dtype = node.input_dtypes[0] if node.input_dtypes else None
+    shape = node.input_shapes[0] if node.input_shapes else None
+    if dtype is not None and np.dtype(dtype) != np.float32:
+        return
+    if shape is not None and all(isinstance(d, int) for d in shape):
+        if int(np.prod(shape, dtype=np.int64)) < SMALL:
+            return
+    warm_up()
+
+
+def _loaded() -> ModuleType | None:
+    """The compiled kernels when they are already loaded, else None (never loads them)."""
+    return _kernels if _tried else None
+
+
 def depthwise2d(
     x: Array, weights: Array, bias: Array, window: Window, geom: Geometry,
     low: float = -np.inf, high: float = np.inf, pre: PreActivation | None = None,
@@ -164,7 +189,7 @@ def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:
 def layer_norm_last(x: Array, gamma: Array, beta: Array, eps: float) -> Array | None:
     """LayerNorm over the last axis of a float32 ``x`` with ``gamma``/``beta`` of that axis's
     length, in one compiled kernel; None without the compiled kernels or for other dtypes."""
-    k = _get()
+    k = _loaded()
     if k is None or x.dtype != np.float32 or x.ndim == 0:
         return None
     n = x.shape[-1]
@@ -183,7 +208,7 @@ def softmax_last(x: Array) -> Array | None:
     """Softmax over the last axis of a float32 ``x``: the max shift and the normalisation
     compiled, numpy's vectorised exp between them; None without the compiled kernels or
     for other dtypes."""
-    k = _get()
+    k = _loaded()
     if k is None or x.dtype != np.float32 or x.ndim == 0 or x.size == 0:
         return None
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
@@ -197,7 +222,7 @@ def softmax_last(x: Array) -> Array | None:
 def gelu_erf(x: Array) -> Array | None:
     """``0.5 * x * (1 + erf(x / sqrt(2)))`` for float32, from the same erfc fit as the numpy
     kernel in three passes instead of about twenty; None without the compiled kernels."""
-    k = _get()
+    k = _loaded()
     if k is None or x.dtype != np.float32:
         return None
     flat = np.ascontiguousarray(x).reshape(-1)

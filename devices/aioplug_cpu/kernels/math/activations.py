@@ -24,6 +24,7 @@ from ._common import (
     unary_kernel,
     versions,
 )
+from . import _jit
 from ._erf import gelu_erf
 
 __all__: list[str] = []
@@ -151,6 +152,7 @@ def _gelu(node: KernelNode) -> Kernel:
         return unary_kernel(run_tanh)
     if approximate != "none":
         raise ValueError(f"Gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+    _jit.warm_up_for(node)
     return unary_kernel(gelu_erf)
 
 

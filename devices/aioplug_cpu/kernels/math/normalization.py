@@ -140,6 +140,7 @@ def _layer_norm(node: KernelNode) -> Kernel:
     eps = float_attr(node, "epsilon", 1e-5)
     stash = _STASH.get(int_attr(node, "stash_type", 1), np.dtype(np.float32))
     n_out = node.num_outputs
+    _jit.warm_up_for(node)
 
     def run(x: Array, scale: Array, bias: Array | None = None) -> tuple[Array, ...]:
         if n_out == 1 and x.ndim and norm_axis(axis, x.ndim) == x.ndim - 1:

@@ -73,11 +73,13 @@ def _coerced_2d(node: KernelNode, fn: Along) -> Kernel:
 
 @versions("Softmax", 1, 11)
 def _softmax_1(node: KernelNode) -> Kernel:
+    _jit.warm_up_for(node)
     return _coerced_2d(node, _softmax)
 
 
 @versions("Softmax", 13)
 def _softmax_13(node: KernelNode) -> Kernel:
+    _jit.warm_up_for(node)
     return _along_axis(node, _softmax)
 
 
