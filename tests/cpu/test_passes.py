@@ -321,6 +321,22 @@ async def test_fused_residual_blocks_run_on_the_device_with_their_exec_types() -
     from aioplug_cpu.kernels.math import _jit
 
     assert records["conv"][0] == ("winograd+add+relu" if _jit.available() else "gemm_im2col+add+relu")
+    assert records["add"][1] == "OPTIMIZED_OUT"  # its work is done by the conv's record
+
+
+async def test_a_fused_residual_block_survives_export_and_import() -> None:
+    import io
+
+    feeds = {"x": rng.standard_normal((2, 6, 7, 7)).astype(np.float32)}
+    proto = residual_block("gemm", False, True, True)
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(proto, "CPU")
+        stream = io.BytesIO()
+        compiled.export_model(stream)
+        again = await core.import_model(io.BytesIO(stream.getvalue()), "CPU")
+        a, b = await compiled.infer(feeds), await again.infer(feeds)
+    np.testing.assert_array_equal(a["y"], b["y"])
+    np.testing.assert_allclose(b["y"], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.fixture(params=["jit", "numpy"])
@@ -368,6 +384,9 @@ def anyio_backend() -> str:
 test_fused_models_export_and_import_as_onnx = pytest.mark.anyio(test_fused_models_export_and_import_as_onnx)
 test_fused_residual_blocks_run_on_the_device_with_their_exec_types = pytest.mark.anyio(
     test_fused_residual_blocks_run_on_the_device_with_their_exec_types
+)
+test_a_fused_residual_block_survives_export_and_import = pytest.mark.anyio(
+    test_a_fused_residual_block_survives_export_and_import
 )
 test_a_moved_activation_survives_export_and_import = pytest.mark.anyio(
     test_a_moved_activation_survives_export_and_import
