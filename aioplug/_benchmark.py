@@ -155,63 +155,88 @@ def _done(budget: Budget, count: int, start: float) -> bool:
     return time.perf_counter() - start >= (budget.seconds or 10.0)
 
 
-async def _run_aioplug(
-    core: Core, model: Model, device: str, config: Mapping[str, Any], inputs: Mapping[str, np.ndarray],
-    requests: int | None, budget: Budget,
-) -> BenchmarkResult:
-    compiled = await core.compile_model(model, device, dict(config))
-    n = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    pool = [compiled.create_infer_request() for _ in range(n)]
-    for request in pool:
-        for _ in range(budget.warmup):
-            await request.infer(inputs)
-    latencies: list[float] = []
-    progress = _Progress(f"aioplug {compiled.device_name}", budget)
-    start = time.perf_counter()
-
-    async def loop(request: Any) -> None:
-        while not _done(budget, len(latencies), start):
-            t = time.perf_counter()
-            await request.infer(inputs)
-            latencies.append(time.perf_counter() - t)
-            progress(len(latencies))
-
-    await asyncio.gather(*(loop(r) for r in pool))
-    wall = time.perf_counter() - start
-    progress(len(latencies), final=True)
-    await compiled.aclose()
-    return BenchmarkResult(f"aioplug {device}", tuple(latencies), wall, n)
+def split_budget(budget: Budget, rounds: int) -> list[Budget]:
+    """The budget of each of ``rounds`` slices: the inferences shared out (the first slices
+    take the remainder), or the seconds divided evenly."""
+    if budget.count is not None:
+        base, extra = divmod(budget.count, rounds)
+        return [Budget(count=base + (1 if i < extra else 0), warmup=0) for i in range(rounds)]
+    seconds = budget.seconds or 10.0
+    return [Budget(seconds=seconds / rounds, warmup=0)] * rounds
 
 
-def _run_threads(
-    name: str, make_runner: Callable[[], Callable[[], Any]], requests: int, budget: Budget
-) -> BenchmarkResult:
-    runners = [make_runner() for _ in range(requests)]
-    for run in runners:
-        for _ in range(budget.warmup):
-            run()
-    latencies: list[float] = []
-    lock = threading.Lock()
-    progress = _Progress(name, budget)
-    start = time.perf_counter()
+Slice = tuple[list[float], float]
+"""The latencies (seconds) of one slice of a run, and its wall time."""
 
-    def loop(run: Callable[[], Any]) -> None:
-        while True:
-            with lock:
-                if _done(budget, len(latencies), start):
-                    return
-            t = time.perf_counter()
-            run()
-            elapsed = time.perf_counter() - t
-            with lock:
-                latencies.append(elapsed)
-            progress(len(latencies))
 
-    with ThreadPoolExecutor(requests) as pool:
-        list(pool.map(loop, runners))
-    wall = time.perf_counter() - start
-    progress(len(latencies), final=True)
-    return BenchmarkResult(name, tuple(latencies), wall, requests)
+class _AioplugRuntime:
+    """A compiled model and its request pool, measured a slice at a time."""
+
+    def __init__(self, name: str, compiled: Any, pool: list[Any], inputs: Mapping[str, np.ndarray]) -> None:
+        self.name = name
+        self.requests = len(pool)
+        self._compiled = compiled
+        self._pool = pool
+        self._inputs = inputs
+
+    async def run_slice(self, budget: Budget, label: str) -> Slice:
+        latencies: list[float] = []
+        progress = _Progress(label, budget)
+        start = time.perf_counter()
+
+        async def loop(request: Any) -> None:
+            while not _done(budget, len(latencies), start):
+                t = time.perf_counter()
+                await request.infer(self._inputs)
+                latencies.append(time.perf_counter() - t)
+                progress(len(latencies))
+
+        await asyncio.gather(*(loop(r) for r in self._pool))
+        progress(len(latencies), final=True)
+        return latencies, time.perf_counter() - start
+
+    async def close(self) -> None:
+        await self._compiled.aclose()
+
+
+class _ThreadRuntime:
+    """A peer's sessions, one per concurrent request, each looping on its own thread."""
+
+    def __init__(self, name: str, runners: list[Callable[[], Any]], warmup: int) -> None:
+        self.name = name
+        self.requests = len(runners)
+        self._runners = runners
+        for run in runners:
+            for _ in range(warmup):
+                run()
+
+    async def run_slice(self, budget: Budget, label: str) -> Slice:
+        latencies: list[float] = []
+        lock = threading.Lock()
+        progress = _Progress(label, budget)
+        start = time.perf_counter()
+
+        def loop(run: Callable[[], Any]) -> None:
+            while True:
+                with lock:
+                    if _done(budget, len(latencies), start):
+                        return
+                t = time.perf_counter()
+                run()
+                elapsed = time.perf_counter() - t
+                with lock:
+                    latencies.append(elapsed)
+                progress(len(latencies))
+
+        with ThreadPoolExecutor(self.requests) as pool:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: list(pool.map(loop, self._runners))
+            )
+        progress(len(latencies), final=True)
+        return latencies, time.perf_counter() - start
+
+    async def close(self) -> None:
+        self._runners = []
 
 
 def _threads_per_request(hint: str, requests: int, threads: int) -> int:
@@ -220,9 +245,10 @@ def _threads_per_request(hint: str, requests: int, threads: int) -> int:
     return total if hint == "LATENCY" else max(1, total // max(1, requests))
 
 
-def run_onnxruntime(
-    model: Model, inputs: Mapping[str, np.ndarray], hint: str, requests: int, threads: int, budget: Budget
-) -> BenchmarkResult:
+def prepare_onnxruntime(
+    model: Model, inputs: Mapping[str, np.ndarray], hint: str, requests: int, threads: int,
+    warmup: int,
+) -> _ThreadRuntime:
     """ONNX Runtime on the CPU: one session per request, intra-op threads from the hint."""
     import onnxruntime as ort
 
@@ -237,12 +263,13 @@ def run_onnxruntime(
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         return lambda: session.run(None, feed)
 
-    return _run_threads("onnxruntime", make, requests, budget)
+    return _ThreadRuntime("onnxruntime", [make() for _ in range(requests)], warmup)
 
 
-def run_openvino(
-    model: Model, inputs: Mapping[str, np.ndarray], hint: str, requests: int, threads: int, budget: Budget
-) -> BenchmarkResult:
+def prepare_openvino(
+    model: Model, inputs: Mapping[str, np.ndarray], hint: str, requests: int, threads: int,
+    warmup: int,
+) -> _ThreadRuntime:
     """OpenVINO on the CPU: one compiled model, one infer request per concurrent request."""
     import openvino as ov
 
@@ -259,10 +286,25 @@ def run_openvino(
         request = compiled.create_infer_request()
         return lambda: request.infer(feed)
 
-    return _run_threads("openvino", make, requests, budget)
+    return _ThreadRuntime("openvino", [make() for _ in range(requests)], warmup)
 
 
-PEERS: dict[str, Callable[..., BenchmarkResult]] = {"onnxruntime": run_onnxruntime, "openvino": run_openvino}
+PEERS: dict[str, Callable[..., _ThreadRuntime]] = {
+    "onnxruntime": prepare_onnxruntime, "openvino": prepare_openvino,
+}
+
+
+async def _prepare_aioplug(
+    core: Core, model: Model, device: str, config: Mapping[str, Any],
+    inputs: Mapping[str, np.ndarray], requests: int | None, warmup: int,
+) -> _AioplugRuntime:
+    compiled = await core.compile_model(model, device, dict(config))
+    n = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    pool = [compiled.create_infer_request() for _ in range(n)]
+    for request in pool:
+        for _ in range(warmup):
+            await request.infer(inputs)
+    return _AioplugRuntime(f"aioplug {device}", compiled, pool, inputs)
 
 
 async def run_benchmark(
@@ -275,9 +317,15 @@ async def run_benchmark(
     shapes: Sequence[str] = (),
     compare: Sequence[str] = (),
     threads: int = 0,
+    rounds: int = 1,
 ) -> list[BenchmarkResult]:
-    """Benchmarks the model on ``device`` and on the ``compare`` peers; returns every result."""
+    """Benchmarks the model on ``device`` and on the ``compare`` peers; returns every result.
+
+    With several runtimes and ``rounds`` > 1, the budget is split into that many rounds, each
+    giving every runtime (in a rotating order) one slice: a machine whose speed drifts then
+    slows them all alike, and the ratios hold."""
     hint = hint.upper()
+    runtimes: list[_AioplugRuntime | _ThreadRuntime] = []
     async with Core() as core:
         model = core.read_model(model_source)
         inputs = make_inputs(model, _parse_shapes(shapes))
@@ -287,17 +335,35 @@ async def run_benchmark(
         if requests and hint != "LATENCY":
             config["NUM_STREAMS"] = requests
         device = device or core.default_device
-        results = [await _run_aioplug(core, model, device, config, inputs, requests, budget)]
-    n = results[0].requests
-    for peer in compare:
-        runner = PEERS.get(peer.strip().lower())
-        if runner is None:
-            raise InputError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
         try:
-            results.append(runner(model, inputs, hint, n, threads, budget))
-        except ImportError as exc:
-            sys.stderr.write(f"skipping {peer}: {exc} (pip install 'aioplug[bench]')\n")
-    return results
+            runtimes.append(
+                await _prepare_aioplug(core, model, device, config, inputs, requests, budget.warmup)
+            )
+            n = runtimes[0].requests
+            for peer in compare:
+                prepare = PEERS.get(peer.strip().lower())
+                if prepare is None:
+                    raise InputError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
+                try:
+                    runtimes.append(prepare(model, inputs, hint, n, threads, budget.warmup))
+                except ImportError as exc:
+                    sys.stderr.write(f"skipping {peer}: {exc} (pip install 'aioplug[bench]')\n")
+            rounds = max(1, rounds if len(runtimes) > 1 else 1)
+            measured: dict[str, tuple[list[float], float]] = {r.name: ([], 0.0) for r in runtimes}
+            for index, part in enumerate(split_budget(budget, rounds)):
+                shift = index % len(runtimes)
+                for runtime in runtimes[shift:] + runtimes[:shift]:
+                    label = runtime.name if rounds == 1 else f"{runtime.name} [{index + 1}/{rounds}]"
+                    latencies, wall = await runtime.run_slice(part, label)
+                    total, walls = measured[runtime.name]
+                    measured[runtime.name] = (total + latencies, walls + wall)
+        finally:
+            for runtime in runtimes:
+                await runtime.close()
+    return [
+        BenchmarkResult(r.name, tuple(measured[r.name][0]), measured[r.name][1], r.requests)
+        for r in runtimes
+    ]
 
 
 def format_results(results: Sequence[BenchmarkResult]) -> str:

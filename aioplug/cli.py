@@ -120,10 +120,11 @@ async def _benchmark(args: argparse.Namespace) -> int:
 
     budget = Budget(count=args.n, seconds=args.t) if args.n or args.t else Budget(seconds=10.0)
     print(f"BLAS: {blas_info()}")
+    compare = [p for p in (args.compare or "").split(",") if p]
     results = await run_benchmark(
         args.model, args.device, hint=args.hint, budget=budget, requests=args.requests,
-        shapes=args.shape, compare=[p for p in (args.compare or "").split(",") if p],
-        threads=args.threads,
+        shapes=args.shape, compare=compare, threads=args.threads,
+        rounds=args.rounds if args.rounds else (3 if compare else 1),
     )
     print(format_results(results))
     return 0
@@ -152,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
                        help="shape of a dynamic input")
     bench.add_argument("--compare", metavar="PEERS", help="comma list: onnxruntime,openvino")
+    bench.add_argument("--rounds", type=int, default=0,
+                       help="with --compare: interleaved rounds the budget is split into (default 3)")
     from .serve.cli import add_arguments as add_serve_arguments
 
     add_serve_arguments(sub.add_parser("serve", help="serve models over HTTP (KServe v2 protocol)"))

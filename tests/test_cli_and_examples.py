@@ -48,6 +48,31 @@ def test_run_explains_a_missing_dynamic_input(tmp_path: pathlib.Path, capsys: py
     assert "give it with --input x=FILE.npy" in capsys.readouterr().err
 
 
+def test_benchmark_interleaves_rounds_against_a_peer(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    model_path = tmp_path / "add.onnx"
+    onnx.save(add_model(), model_path)
+    code = main(["benchmark", str(model_path), "-d", "CPU", "-n", "7", "--compare", "onnxruntime", "--rounds", "2"])
+    assert code == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[3:]}
+    assert rows["aioplug"][3] == "7" and rows["onnxruntime"][2] == "7"  # every inference counted
+    # two slices each, in a rotating order: 4 + 3 inferences
+    slices = [line.split(":")[0] for line in captured.err.splitlines() if "[" in line]
+    assert slices == ["aioplug CPU [1/2]", "onnxruntime [1/2]", "onnxruntime [2/2]", "aioplug CPU [2/2]"]
+    assert "4/4 inferences" in captured.err and "3/3 inferences" in captured.err
+
+
+def test_benchmark_budget_splits_into_rounds() -> None:
+    from aioplug._benchmark import Budget, split_budget
+
+    assert [b.count for b in split_budget(Budget(count=10), 3)] == [4, 3, 3]
+    assert [b.seconds for b in split_budget(Budget(seconds=6.0), 4)] == [1.5] * 4
+    assert [b.seconds for b in split_budget(Budget(), 2)] == [5.0, 5.0]  # the 10 s default
+
+
 def test_run_reports_an_unknown_device(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     model_path = tmp_path / "add.onnx"
     onnx.save(add_model(), model_path)
