@@ -289,8 +289,22 @@ def prepare_openvino(
     return _ThreadRuntime("openvino", [make() for _ in range(requests)], warmup)
 
 
+def prepare_reference(
+    model: Model, inputs: Mapping[str, np.ndarray], hint: str, requests: int, threads: int,
+    warmup: int,
+) -> _ThreadRuntime:
+    """onnx's ``ReferenceEvaluator``: the yardstick the CPU device's speed-up is quoted
+    against (one request, no warm-up: a run can take seconds)."""
+    from onnx.reference import ReferenceEvaluator
+
+    session = ReferenceEvaluator(model.proto)
+    feed = dict(inputs)
+    return _ThreadRuntime("reference", [lambda: session.run(None, feed)], 0)
+
+
 PEERS: dict[str, Callable[..., _ThreadRuntime]] = {
     "onnxruntime": prepare_onnxruntime, "openvino": prepare_openvino,
+    "reference": prepare_reference,
 }
 
 
