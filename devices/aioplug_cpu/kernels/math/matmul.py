@@ -58,6 +58,7 @@ def _gemm(node: KernelNode) -> Kernel:
     if has_c and c_const is not None and _is_float(c_const.dtype):
         cc = c_const.astype(compute_dtype(c_const.dtype), copy=False)
         c_ready = cc * cc.dtype.type(beta) if beta != 1.0 else cc
+    in_place_for: dict[tuple[int, ...], bool] = {}
 
     def run(a: Array, b: Array, c: Array | None = None) -> tuple[Array]:
         dtype = a.dtype
@@ -77,7 +78,11 @@ def _gemm(node: KernelNode) -> Kernel:
             y = y * alpha if floating else (y * alpha).astype(dtype)
         if has_c:
             if c_ready is not None:
-                if y.dtype == c_ready.dtype and np.broadcast_shapes(y.shape, c_ready.shape) == y.shape:
+                in_place = in_place_for.get(y.shape)
+                if in_place is None:  # once per output shape: broadcast_shapes costs ~5 us
+                    in_place = np.broadcast_shapes(y.shape, c_ready.shape) == y.shape
+                    in_place_for[y.shape] = in_place
+                if in_place and y.dtype == c_ready.dtype:
                     y += c_ready  # y is fresh from the product: add the bias in place
                 else:
                     y = y + c_ready

@@ -25,9 +25,11 @@ def _softmax(x: Array, axis: int) -> Array:
         compiled = _jit.softmax_last(x)  # float32 with numba: one compiled pass each side of exp
         if compiled is not None:
             return compiled
-    e: Array = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+    # the ufuncs' own reduce: np.max/np.sum add a Python wrapper that costs more than a
+    # small softmax
+    e: Array = np.subtract(x, np.maximum.reduce(x, axis=axis, keepdims=True))
     np.exp(e, out=e)
-    e /= np.sum(e, axis=axis, keepdims=True)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
     return e
 
 
