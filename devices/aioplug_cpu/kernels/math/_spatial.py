@@ -12,6 +12,7 @@ For an input length ``n``, kernel ``k``, stride ``s``, dilation ``d`` (window ``
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -210,7 +211,7 @@ def split_phases(x: Array, ft: FlatTaps, value: float | int = 0) -> list[Array]:
 
 def flat_buffer(n: int, c: int, ft: FlatTaps, dtype: Any, value: float | int = 0) -> Array:
     """A ``(n, c, prod(grid))`` accumulator (``value``-filled)."""
-    size = int(np.prod(ft.grid, dtype=np.int64))
+    size = math.prod(ft.grid)
     if value == 0:
         return np.zeros((n, c, size), dtype=dtype)
     return np.full((n, c, size), value, dtype=dtype)
