@@ -170,6 +170,10 @@ WINOGRAD_CASES = [
     (6, 3, 10, 6, "SAME_LOWER", True, 3),
     (2, 2, 2, 2, [1, 1, 1, 1], True, 1),  # a single tile, mostly padding
     (16, 8, 5, 5, [2, 2, 2, 2], True, 1),
+    # 16 tiles or more across: the flat, phase-split input transform
+    (3, 5, 34, 40, [1, 1, 1, 1], True, 1),
+    (4, 3, 33, 37, [0, 2, 1, 0], False, 2),
+    (2, 4, 31, 35, "SAME_UPPER", True, 1),
 ]
 
 

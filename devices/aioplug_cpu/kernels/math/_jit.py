@@ -107,6 +107,7 @@ def warm_up() -> None:
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
+        k.winograd_input_flat(x[0], np.empty((16, 1, 6), np.float32), 2, 2, 1, 1)
 
 
 SMALL = 4096
@@ -231,6 +232,9 @@ def gelu_erf(x: Array) -> Array | None:
     return out.reshape(x.shape)
 
 
+WINOGRAD_FLAT_MIN_TILES = 16
+"""Tile columns from which Winograd's input transform runs flat (see ``_jit_kernels``)."""
+
 _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 
 
@@ -256,12 +260,19 @@ def winograd3x3(
     out_h, out_w = geom.out
     th, tw = (out_h + 1) // 2, (out_w + 1) // 2
     out = np.empty((n, m, out_h, out_w), np.float32)
-    v = np.empty((16, c, th * tw), np.float32)
+    # wide planes: the flat transform's long loops vectorise, at one unused tile column in
+    # tw + 1 for the products; narrow ones keep the dense layout the products need
+    flat = tw >= WINOGRAD_FLAT_MIN_TILES
+    pitch = tw + 1 if flat else tw
+    transform = k.winograd_input_flat if flat else k.winograd_input
+    v = np.empty((16, c, th * pitch), np.float32)
     res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
-        k.winograd_input(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
+        transform(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
         prod = np.matmul(u, v)
-        k.winograd_output(prod, bias, low, high, out[i], th, tw, res[i], residual is not None)
+        k.winograd_output(
+            prod, bias, low, high, out[i], th, tw, res[i], residual is not None, pitch
+        )
     return out
 
 

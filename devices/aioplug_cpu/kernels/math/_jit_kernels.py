@@ -357,6 +357,66 @@ def max_pool(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def combine4(
+    a: Array, b: Array, c: Array, d: Array, sa: float, sb: float, sc: float, sd: float,
+    out: Array,
+) -> None:  # pragma: no cover - compiled
+    """``out = sa * a + sb * b + sc * c + sd * d`` over one long run (signs are +1 or -1)."""
+    for i in range(out.shape[0]):
+        out[i] = sa * a[i] + sb * b[i] + sc * c[i] + sd * d[i]
+
+
+_BT_ROWS = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], np.int64)
+_BT_SIGNS = np.array([[1, -1], [1, 1], [1, -1], [1, -1]], np.float32)
+"""``B^T`` of F(2x2, 3x3): row ``a`` is ``sign0 * d[rows0] + sign1 * d[rows1]``."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def winograd_input_flat(
+    x: Array, v: Array, th: int, tw: int, top: int, left: int
+) -> None:  # pragma: no cover - compiled
+    """``V = B^T d B`` for every 4x4 tile, as :func:`winograd_input` computes it, for wide
+    planes: each channel's zero-padded plane is split by row and column phase as it is
+    copied, into four planes of pitch ``tw + 1``, where input ``d[r, s]`` of every tile sits
+    at a fixed offset. Each of the 16 outputs (four terms of ``d``) is then one long loop
+    over all tiles: ``v[16, C, th * (tw + 1)]``, whose last column of each tile row is
+    unused."""
+    channels, height, width = x.shape
+    pitch = tw + 1
+    phases = np.zeros((4, (th + 2) * pitch), np.float32)
+    rows = min(height, 2 * th + 2 - top)
+    cols = min(width, 2 * pitch - left)
+    for c in range(channels):
+        for iy in range(rows):
+            py = top + iy
+            base = (py >> 1) * pitch
+            even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
+            src = x[c, iy]
+            if left & 1:  # input columns 0, 2, ... land in odd plane columns
+                first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
+            else:
+                first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
+            for k in range(cols >> 1):
+                first[k] = src[2 * k]
+                second[k] = src[2 * k + 1]
+            if cols & 1:
+                first[cols >> 1] = src[cols - 1]
+        for a in range(4):
+            ra0, ra1 = _BT_ROWS[a, 0], _BT_ROWS[a, 1]
+            sa0, sa1 = _BT_SIGNS[a, 0], _BT_SIGNS[a, 1]
+            for b in range(4):
+                sb0, sb1 = _BT_ROWS[b, 0], _BT_ROWS[b, 1]
+                gb0, gb1 = _BT_SIGNS[b, 0], _BT_SIGNS[b, 1]
+                combine4(
+                    phases[2 * (ra0 & 1) + (sb0 & 1), (ra0 >> 1) * pitch + (sb0 >> 1) :],
+                    phases[2 * (ra0 & 1) + (sb1 & 1), (ra0 >> 1) * pitch + (sb1 >> 1) :],
+                    phases[2 * (ra1 & 1) + (sb0 & 1), (ra1 >> 1) * pitch + (sb0 >> 1) :],
+                    phases[2 * (ra1 & 1) + (sb1 & 1), (ra1 >> 1) * pitch + (sb1 >> 1) :],
+                    sa0 * gb0, sa0 * gb1, sa1 * gb0, sa1 * gb1, v[4 * a + b, c],
+                )
+
+
+@numba.njit(**_JIT_OPTIONS)
 def winograd_input(
     x: Array, v: Array, th: int, tw: int, top: int, left: int
 ) -> None:  # pragma: no cover - compiled
@@ -395,7 +455,7 @@ def winograd_input(
 @numba.njit(**_JIT_OPTIONS)
 def winograd_output(
     prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int,
-    res: Array, has_res: bool,
+    res: Array, has_res: bool, pitch: int,
 ) -> None:  # pragma: no cover - compiled
     """``Y = A^T m A`` for every tile of ``prod[16, M, th * tw]``, plus bias (and
     ``res[M, OH, OW]`` when ``has_res``), clipped to ``[lo, hi]``, into ``out[M, OH, OW]``."""
@@ -405,7 +465,7 @@ def winograd_output(
     for m in range(prod.shape[1]):
         bm = bias[m]
         for ty in range(th):
-            base = ty * tw
+            base = ty * pitch
             for j in range(4):
                 p0, p1, p2, p3 = prod[j, m], prod[4 + j, m], prod[8 + j, m], prod[12 + j, m]
                 for tx in range(tw):
