@@ -1,5 +1,7 @@
 """Fusions that pay on the CPU: BatchNormalization folded into Conv, MatMul + bias,
-activations applied in place on their producer's output, LayerNorm and Gelu patterns.
+LayerNorm and Gelu patterns, a residual Add into the Conv that feeds it, activations applied
+in place on their producer's output, and an expand conv's bias and activation moved into the
+depthwise conv that reads it.
 
 Each pass matches only when every intermediate value has exactly one reader and is not a
 graph output, so no value another node needs disappears.

@@ -51,11 +51,13 @@ class PreActivation(NamedTuple):
     low: float
     high: float
 
+
 _kernels: ModuleType | None = None
 _tried = False
 
 
 def _build() -> ModuleType | None:
+    """The kernels module, or None when numba is missing or ``AIOPLUG_CPU_JIT`` says no."""
     if os.environ.get("AIOPLUG_CPU_JIT", "1").strip().lower() in {"0", "no", "false", "off"}:
         return None
     try:
