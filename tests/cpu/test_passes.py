@@ -268,9 +268,9 @@ def test_a_depthwise_input_read_twice_keeps_its_activation() -> None:
     assert [n.attrs.get("input_activation") for n in graph.nodes] == [None, None]
 
 
-def residual_block(kind: str, bias: bool, relu: bool, z_after: bool) -> onnx.ModelProto:
-    """``Relu(Add(Conv(x), z))`` with ``z = Neg(x)``: a 3x3 (Winograd), 1x1 (GEMM) or
-    depthwise conv; ``z_after`` lists z's node after the conv's."""
+def residual_block(kind: str, bias: bool, relu: bool, z_after: bool, side: int = 7) -> onnx.ModelProto:
+    """``Relu(Add(Conv(x), z))`` with ``z = Neg(x)`` on ``(2, 6, side, side)``: a 3x3
+    (Winograd), 1x1 (GEMM) or depthwise conv; ``z_after`` lists z's node after the conv's."""
     shape = {"winograd": (6, 6, 3, 3), "gemm": (6, 6, 1, 1), "depthwise": (6, 1, 3, 3)}[kind]
     attrs: dict[str, object] = {"pads": [1, 1, 1, 1]} if shape[2] == 3 else {}
     if kind == "depthwise":
@@ -288,19 +288,20 @@ def residual_block(kind: str, bias: bool, relu: bool, z_after: bool) -> onnx.Mod
     if relu:
         nodes.append(helper.make_node("Relu", ["s"], ["y"]))
         last = "y"
-    return model(nodes, [f32("x", [2, 6, 7, 7])], [f32(last, [2, 6, 7, 7])], inits)
+    return model(nodes, [f32("x", [2, 6, side, side])], [f32(last, [2, 6, side, side])], inits)
 
 
-@pytest.mark.parametrize("kind,bias,relu,z_after", [
-    ("winograd", True, True, False), ("winograd", False, False, True),
-    ("gemm", True, True, True), ("gemm", False, False, False),
-    ("depthwise", True, True, False), ("depthwise", False, False, True),
+@pytest.mark.parametrize("kind,bias,relu,z_after,side", [
+    ("winograd", True, True, False, 7), ("winograd", False, False, True, 7),
+    ("winograd", True, True, False, 35),  # wide: the flat Winograd transforms
+    ("gemm", True, True, True, 7), ("gemm", False, False, False, 7),
+    ("depthwise", True, True, False, 7), ("depthwise", False, False, True, 7),
 ])
 def test_a_residual_add_fuses_into_the_conv(
-    kind: str, bias: bool, relu: bool, z_after: bool, jit_or_numpy: None
+    kind: str, bias: bool, relu: bool, z_after: bool, side: int, jit_or_numpy: None
 ) -> None:
-    feeds = {"x": rng.standard_normal((2, 6, 7, 7)).astype(np.float32)}
-    proto = residual_block(kind, bias, relu, z_after)
+    feeds = {"x": rng.standard_normal((2, 6, side, side)).astype(np.float32)}
+    proto = residual_block(kind, bias, relu, z_after, side)
     graph = check(proto, [fuse_conv_add, fuse_activations, remove_dead_nodes], feeds)
     assert ops(graph) == ["Neg", "FusedConvAdd" if relu else "ConvAdd"]
     fused = graph.nodes[1]

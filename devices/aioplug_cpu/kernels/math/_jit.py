@@ -109,7 +109,10 @@ def warm_up() -> None:
         geometry = Geometry((3, 3), (1, 1), (1, 1))
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
         winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
-        k.winograd_input_flat(x[0], np.empty((16, 1, 6), np.float32), 2, 2, 1, 1)
+        v = np.zeros((16, 1, 6), np.float32)
+        k.winograd_input_flat(x[0], v, 2, 2, 1, 1)
+        for has_res in (False, True):
+            k.winograd_output_flat(v, bias, -np.inf, np.inf, out[0], 2, 2, out[0], has_res, 3)
 
 
 SMALL = 4096
@@ -235,7 +238,7 @@ def gelu_erf(x: Array) -> Array | None:
 
 
 WINOGRAD_FLAT_MIN_TILES = 16
-"""Tile columns from which Winograd's input transform runs flat (see ``_jit_kernels``)."""
+"""Tile columns from which Winograd's transforms run flat (see ``_jit_kernels``)."""
 
 _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 
@@ -266,15 +269,14 @@ def winograd3x3(
     # tw + 1 for the products; narrow ones keep the dense layout the products need
     flat = tw >= WINOGRAD_FLAT_MIN_TILES
     pitch = tw + 1 if flat else tw
-    transform = k.winograd_input_flat if flat else k.winograd_input
+    transform_in = k.winograd_input_flat if flat else k.winograd_input
+    transform_out = k.winograd_output_flat if flat else k.winograd_output
     v = np.empty((16, c, th * pitch), np.float32)
     res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
-        transform(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
+        transform_in(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
         prod = np.matmul(u, v)
-        k.winograd_output(
-            prod, bias, low, high, out[i], th, tw, res[i], residual is not None, pitch
-        )
+        transform_out(prod, bias, low, high, out[i], th, tw, res[i], residual is not None, pitch)
     return out
 
 

@@ -417,6 +417,87 @@ def winograd_input_flat(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def sum9(
+    p0: Array, p1: Array, p2: Array, p3: Array, p4: Array, p5: Array, p6: Array, p7: Array,
+    p8: Array, signs: Array, out: Array,
+) -> None:  # pragma: no cover - compiled
+    """``out = sum_k signs[k] * p_k`` over one long run."""
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = (
+        signs[0], signs[1], signs[2], signs[3], signs[4], signs[5], signs[6], signs[7], signs[8]
+    )
+    for i in range(out.shape[0]):
+        out[i] = (
+            s0 * p0[i] + s1 * p1[i] + s2 * p2[i] + s3 * p3[i] + s4 * p4[i] + s5 * p5[i]
+            + s6 * p6[i] + s7 * p7[i] + s8 * p8[i]
+        )
+
+
+@numba.njit(**_JIT_OPTIONS)
+def interleave_row(
+    even: Array, odd: Array, bias: float, add: Array, has_res: bool, lo: float, hi: float,
+    row: Array,
+) -> None:  # pragma: no cover - compiled
+    """``row[2k] = clip(even[k] + bias (+ add[2k]))``, ``row[2k + 1]`` likewise from ``odd``."""
+    n = row.shape[0]
+    half = n >> 1
+    if has_res:
+        for k in range(half):
+            row[2 * k] = min(max(even[k] + bias + add[2 * k], lo), hi)
+            row[2 * k + 1] = min(max(odd[k] + bias + add[2 * k + 1], lo), hi)
+    else:
+        for k in range(half):
+            row[2 * k] = min(max(even[k] + bias, lo), hi)
+            row[2 * k + 1] = min(max(odd[k] + bias, lo), hi)
+    if n & 1:
+        v = even[half] + bias
+        if has_res:
+            v += add[n - 1]
+        row[n - 1] = min(max(v, lo), hi)
+
+
+_AT_ROWS = np.array([[0, 1, 2], [1, 2, 3]], np.int64)
+_AT_SIGNS = np.array([[1, 1, 1], [1, -1, -1]], np.float32)
+"""``A^T`` of F(2x2, 3x3): output row ``r`` sums ``signs[r] * m[rows[r]]``."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def winograd_output_flat(
+    prod: Array, bias: Array, lo: float, hi: float, out: Array, th: int, tw: int,
+    res: Array, has_res: bool, pitch: int,
+) -> None:  # pragma: no cover - compiled
+    """:func:`winograd_output` for wide planes: each of a tile's four outputs (row and column
+    phase) is one 9-term loop over all tiles of ``prod[16, M, th * pitch]``; the phases are
+    then interleaved into ``out`` rows with the bias, ``res`` and the clip."""
+    out_h = out.shape[1]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    phases = np.empty((4, th * pitch), np.float32)
+    signs = np.empty(9, np.float32)
+    for m in range(prod.shape[1]):
+        for ry in range(2):
+            for rx in range(2):
+                for a in range(3):
+                    for b in range(3):
+                        signs[3 * a + b] = _AT_SIGNS[ry, a] * _AT_SIGNS[rx, b]
+                j0, j1, j2 = _AT_ROWS[ry, 0], _AT_ROWS[ry, 1], _AT_ROWS[ry, 2]
+                k0, k1, k2 = _AT_ROWS[rx, 0], _AT_ROWS[rx, 1], _AT_ROWS[rx, 2]
+                sum9(
+                    prod[4 * j0 + k0, m], prod[4 * j0 + k1, m], prod[4 * j0 + k2, m],
+                    prod[4 * j1 + k0, m], prod[4 * j1 + k1, m], prod[4 * j1 + k2, m],
+                    prod[4 * j2 + k0, m], prod[4 * j2 + k1, m], prod[4 * j2 + k2, m],
+                    signs, phases[2 * ry + rx],
+                )
+        bm = np.float32(bias[m])
+        for oy in range(out_h):
+            base = (oy >> 1) * pitch
+            ry = oy & 1
+            add = res[m, oy] if has_res else out[m, oy]  # ``add`` is not read without res
+            interleave_row(
+                phases[2 * ry, base:], phases[2 * ry + 1, base:], bm, add, has_res, lo32, hi32,
+                out[m, oy],
+            )
+
+
+@numba.njit(**_JIT_OPTIONS)
 def winograd_input(
     x: Array, v: Array, th: int, tw: int, top: int, left: int
 ) -> None:  # pragma: no cover - compiled
