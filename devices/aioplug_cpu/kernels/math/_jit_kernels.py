@@ -29,7 +29,9 @@ from ._erf import _C_T0, _QC32
 _JIT_OPTIONS: dict[str, Any] = {
     "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
 }
-_EXACT_OPTIONS: dict[str, Any] = {"nogil": True, "boundscheck": False, "cache": True, "error_model": "numpy"}
+_EXACT_OPTIONS: dict[str, Any] = {
+    "nogil": True, "boundscheck": False, "cache": True, "error_model": "numpy",
+}
 """No fastmath: for the max kernels, whose NaN test must stay (MaxPool skips NaN like fmax)."""
 
 
