@@ -6,7 +6,6 @@ library's erf."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import onnx
@@ -18,6 +17,20 @@ import aioplug
 from aioplug_cpu.kernels.math import _jit
 
 pytestmark = pytest.mark.anyio
+
+
+async def run_profiled(
+    model: onnx.ModelProto, *feeds: np.ndarray
+) -> tuple[list[dict[str, np.ndarray]], dict[str, str]]:
+    """Runs ``model`` on the CPU device once per feed of input ``x``; returns the outputs of
+    each run and the exec type of each node (from the first run)."""
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        outs = [dict(await request.infer({"x": feeds[0]}))]
+        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        outs += [dict(await request.infer({"x": x})) for x in feeds[1:]]
+    return outs, records
 
 CASES = [
     # channels, height, width, kernel, strides, dilations, pads or auto_pad, bias, batch
@@ -87,35 +100,15 @@ def _depthwise_model(
     )
 
 
-@pytest.fixture(params=["jit", "numpy"])
-def kernel_kind(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs a test with the compiled kernel (skipped without numba) and with numpy alone."""
-    if request.param == "jit":
-        if not _jit.available():
-            pytest.skip("numba is not installed: only the numpy kernel exists")
-        yield "depthwise_jit"
-        return
-    saved = _jit._kernels, _jit._tried
-    _jit._kernels, _jit._tried = None, True
-    try:
-        yield "depthwise"
-    finally:
-        _jit._kernels, _jit._tried = saved
-
-
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
 async def test_depthwise_conv_matches_the_reference(case: tuple, kernel_kind: str) -> None:  # type: ignore[type-arg]
     model = _depthwise_model(*case)
     x_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(7).standard_normal(x_shape).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        out = await request.infer({"x": x})
-        np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        assert records["dw"] == kernel_kind
+    (out,), records = await run_profiled(model, x)
+    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
+    assert records["dw"] == kernel_kind
 
 
 @pytest.mark.parametrize("activation", ["Relu", "Clip", "Sigmoid"])
@@ -136,14 +129,10 @@ async def test_a_following_activation_is_fused_into_the_compiled_kernel(activati
     del graph.value_info[:]
     x = np.random.default_rng(8).standard_normal((1, 8, 12, 12)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        out = await request.infer({"x": x})
-        np.testing.assert_allclose(out["z"], expected, rtol=1e-5, atol=1e-5)
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        # Relu and Clip are applied as the kernel stores; others run after it, in place
-        assert records["dw"] == f"depthwise_jit+{activation.lower()}"
+    (out,), records = await run_profiled(model, x)
+    np.testing.assert_allclose(out["z"], expected, rtol=1e-5, atol=1e-5)
+    # Relu and Clip are applied as the kernel stores; others run after it, in place
+    assert records["dw"] == f"depthwise_jit+{activation.lower()}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -192,13 +181,9 @@ async def test_winograd_conv_matches_the_reference(case: tuple, kernel_kind: str
     x_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(9).standard_normal(x_shape).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        out = await request.infer({"x": x})
-        np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        assert records["conv"] == ("winograd" if kernel_kind == "depthwise_jit" else "gemm_im2col")
+    (out,), records = await run_profiled(model, x)
+    np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
+    assert records["conv"] == ("winograd" if kernel_kind == "depthwise_jit" else "gemm_im2col")
 
 
 async def test_winograd_fuses_a_following_relu() -> None:
@@ -212,12 +197,9 @@ async def test_winograd_fuses_a_following_relu() -> None:
     del graph.value_info[:]
     x = np.random.default_rng(10).standard_normal((1, 8, 10, 10)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        np.testing.assert_allclose((await request.infer({"x": x}))["z"], expected, rtol=1e-4, atol=1e-4)
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        assert records["conv"] == "winograd+relu"
+    (out,), records = await run_profiled(model, x)
+    np.testing.assert_allclose(out["z"], expected, rtol=1e-4, atol=1e-4)
+    assert records["conv"] == "winograd+relu"
 
 
 POOL_CASES = [
@@ -255,15 +237,11 @@ async def test_max_pool_matches_the_reference_and_skips_nan(case: tuple, kernel_
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     nan = x.copy()
     nan[0, 0, 1, 1] = np.nan  # skipped like padding (numpy's fmax); the reference propagates it
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        np.testing.assert_array_equal((await request.infer({"x": x}))["y"], expected)
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        assert records["pool"] == ("pool_jit" if kernel_kind == "depthwise_jit" else "pool_separable")
-        with_nan = (await request.infer({"x": nan}))["y"]
+    (out, with_nan), records = await run_profiled(model, x, nan)
+    np.testing.assert_array_equal(out["y"], expected)
+    assert records["pool"] == ("pool_jit" if kernel_kind == "depthwise_jit" else "pool_separable")
     masked = np.where(np.isnan(nan), -np.inf, nan)
-    np.testing.assert_array_equal(with_nan, ReferenceEvaluator(model).run(None, {"x": masked})[0])
+    np.testing.assert_array_equal(with_nan["y"], ReferenceEvaluator(model).run(None, {"x": masked})[0])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the masked row's LayerNorm is NaN

@@ -3,8 +3,6 @@ reference evaluator on the original model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import onnx
 import pytest
@@ -245,7 +243,7 @@ def inverted_residual(expand_bias: bool, dw_bias: bool, relu6: bool, stride: int
     (True, True, True, 1), (False, True, False, 2), (True, False, True, 2), (False, False, False, 1),
 ])
 def test_the_expand_convs_bias_and_activation_move_into_the_depthwise_conv(
-    expand_bias: bool, dw_bias: bool, relu6: bool, stride: int, jit_or_numpy: None
+    expand_bias: bool, dw_bias: bool, relu6: bool, stride: int, kernel_kind: str
 ) -> None:
     # numbers well away from zero, so a bias or a clip applied in the wrong place shows
     feeds = {"x": (rng.standard_normal((2, 4, 9, 9)) * 3).astype(np.float32)}
@@ -298,7 +296,7 @@ def residual_block(kind: str, bias: bool, relu: bool, z_after: bool, side: int =
     ("depthwise", True, True, False, 7), ("depthwise", False, False, True, 7),
 ])
 def test_a_residual_add_fuses_into_the_conv(
-    kind: str, bias: bool, relu: bool, z_after: bool, side: int, jit_or_numpy: None
+    kind: str, bias: bool, relu: bool, z_after: bool, side: int, kernel_kind: str
 ) -> None:
     feeds = {"x": rng.standard_normal((2, 6, side, side)).astype(np.float32)}
     proto = residual_block(kind, bias, relu, z_after, side)
@@ -328,24 +326,6 @@ async def test_fused_residual_blocks_run_on_the_device_with_their_exec_types() -
 
     assert records["conv"][0] == ("winograd+add+relu" if _jit.available() else "gemm_im2col+add+relu")
     assert records["add"][1] == "OPTIMIZED_OUT"  # its work is done by the conv's record
-
-
-@pytest.fixture(params=["jit", "numpy"])
-def jit_or_numpy(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Runs a test with the compiled kernels (skipped without numba) and with numpy alone."""
-    from aioplug_cpu.kernels.math import _jit
-
-    if request.param == "jit":
-        if not _jit.available():
-            pytest.skip("numba is not installed")
-        yield
-        return
-    saved = _jit._kernels, _jit._tried
-    _jit._kernels, _jit._tried = None, True
-    try:
-        yield
-    finally:
-        _jit._kernels, _jit._tried = saved
 
 
 async def test_a_moved_activation_survives_export_and_import() -> None:
