@@ -54,6 +54,7 @@ class PreActivation(NamedTuple):
 
 _kernels: ModuleType | None = None
 _tried = False
+_warmed = False
 
 
 def _build() -> ModuleType | None:
@@ -89,9 +90,11 @@ def available() -> bool:
 
 
 def warm_up() -> None:
-    """Compiles the kernels for float32 now (a model's compilation calls this), not mid-run."""
+    """Compiles the kernels for float32 now (a model's compilation calls this), not mid-run;
+    once per process (every kernel factory that may use them calls this)."""
+    global _warmed
     k = _get()
-    if k is not None:
+    if k is not None and not _warmed:
         x = np.zeros((1, 1, 3, 3), np.float32)
         w = np.zeros((1, 3, 3), np.float32)
         bias = np.zeros(1, np.float32)
@@ -113,6 +116,7 @@ def warm_up() -> None:
         k.winograd_input_flat(x[0], v, 2, 2, 1, 1)
         for has_res in (False, True):
             k.winograd_output_flat(v, bias, -np.inf, np.inf, out[0], 2, 2, out[0], has_res, 3)
+        _warmed = True
 
 
 SMALL = 4096
