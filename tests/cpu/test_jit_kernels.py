@@ -55,6 +55,15 @@ CASES = [
     (3, 7, 5, (3, 3), (1, 1), (1, 1), [0, 2, 2, 0], True, 1),
     (3, 16, 17, (3, 3), (1, 1), (1, 1), "SAME_LOWER", False, 2),
     (3, 1, 9, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 1),
+    # one pixel of padding at stride 1, and even sizes at stride 2 with the padding before
+    # 0 or 1, run without per-row loops: their border columns are computed again
+    (4, 7, 7, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 2),
+    (2, 5, 2, (3, 3), (1, 1), (1, 1), [1, 1, 1, 1], True, 1),
+    (3, 8, 10, (3, 3), (2, 2), (1, 1), [1, 1, 1, 1], True, 2),
+    (3, 8, 6, (3, 3), (2, 2), (1, 1), "SAME_UPPER", False, 1),
+    (3, 6, 8, (3, 3), (2, 2), (1, 1), [1, 0, 0, 1], True, 1),
+    (3, 10, 4, (3, 3), (2, 2), (1, 1), [0, 1, 1, 0], True, 1),
+    (2, 2, 2, (3, 3), (2, 2), (1, 1), [1, 1, 1, 1], False, 1),
 ]
 
 
@@ -109,6 +118,26 @@ async def test_depthwise_conv_matches_the_reference(case: tuple, kernel_kind: st
     (out,), records = await run_profiled(model, x)
     np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
     assert records["dw"] == kernel_kind
+
+
+@pytest.mark.parametrize(
+    "strides, pads", [((1, 1), [1, 1, 1, 1]), ((2, 2), [1, 1, 1, 1]), ((2, 2), "SAME_UPPER")]
+)
+async def test_infinities_at_row_ends_reach_only_their_neighbours(
+    strides: tuple[int, int], pads: list[int] | str, kernel_kind: str
+) -> None:
+    """The flat kernels read a row's last input where the next row's first output has zero
+    padding (and the reverse); that output is computed again, so an infinity there must
+    not leak into it."""
+    model = _depthwise_model(3, 8, 8, (3, 3), strides, (1, 1), pads, True, 1)
+    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    x[0, 0, 2, -1] = np.inf
+    x[0, 1, 5, 0] = -np.inf
+    x[0, 2, 3, -1] = np.nan
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    (out,), _ = await run_profiled(model, x)
+    assert np.isfinite(expected).sum() > expected.size // 2
+    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("activation", ["Relu", "Clip", "Sigmoid"])

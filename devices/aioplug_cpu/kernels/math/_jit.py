@@ -102,6 +102,9 @@ def warm_up() -> None:
         k.depthwise(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
         for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
             flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
+        k.depthwise3x3_s1_same(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
+        even = np.zeros((1, 1, 4, 4), np.float32)
+        k.depthwise3x3_s2_even(even, w, bias, -np.inf, np.inf, out[..., :2, :2], 1, 1, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf, out.copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
@@ -160,9 +163,18 @@ def depthwise2d(
         pre = PreActivation(np.zeros(c, np.float32), -np.inf, np.inf)
     (sy, sx), (dy, dx) = window.strides, window.dilations
     top, left = geom.begin
+    height, width = x.shape[2:]
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
-        flat = k.depthwise3x3_s1 if sy == 1 else k.depthwise3x3_s2
-        flat(x, weights, bias, low, high, out, top, left, *pre)
+        if sy == 1 and geom.begin == geom.end == (1, 1) and width > 1:
+            k.depthwise3x3_s1_same(x, weights, bias, low, high, out, *pre)
+        elif (
+            sy == 2 and height % 2 == 0 and width % 2 == 0 and top in (0, 1) and left in (0, 1)
+            and geom.out == (height // 2, width // 2)
+        ):
+            k.depthwise3x3_s2_even(x, weights, bias, low, high, out, top, left, *pre)
+        else:
+            flat = k.depthwise3x3_s1 if sy == 1 else k.depthwise3x3_s2
+            flat(x, weights, bias, low, high, out, top, left, *pre)
     else:
         k.depthwise(x, weights, bias, low, high, out, sy, sx, dy, dx, top, left, *pre)
     return out

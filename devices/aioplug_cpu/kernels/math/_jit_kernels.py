@@ -143,6 +143,121 @@ def depthwise3x3_s2(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def copy_clip(src: Array, dst: Array, shift: float, lo: float, hi: float) -> None:  # pragma: no cover
+    """``dst = clip(src + shift, lo, hi)`` over equal-length runs."""
+    for i in range(src.shape[0]):
+        dst[i] = min(max(src[i] + shift, lo), hi)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def split_clip(
+    src: Array, even: Array, odd: Array, shift: float, lo: float, hi: float
+) -> None:  # pragma: no cover - compiled
+    """``even[k], odd[k] = clip(src[2k] + shift), clip(src[2k + 1] + shift)``."""
+    for k in range(even.shape[0]):
+        even[k] = min(max(src[2 * k] + shift, lo), hi)
+        odd[k] = min(max(src[2 * k + 1] + shift, lo), hi)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s1_same(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """3x3, stride 1, one pixel of padding on every side (output the input's size), W > 1, with
+    no per-row loop: each channel is copied (with ``pre`` as in :func:`depthwise3x3_s1`)
+    as one run into a plane of pitch ``W`` between two zero rows, and the 9-tap sum runs
+    over the whole flattened plane straight into the output. The outer taps of the first
+    and last column read the neighbouring row's last and first input instead of the zero
+    padding, so those two columns are computed again from their six inner taps."""
+    n_img, channels, height, width = x.shape
+    hw = height * width
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    plane = np.zeros(hw + 2 * width + 2, np.float32)  # slack, zero row, body, zero row, slack
+    body = plane[1 + width : 1 + width + hw]
+    r0, r1, r2 = plane, plane[width:], plane[2 * width :]
+    xf = x.reshape(n_img, channels, hw)
+    of = out.reshape(n_img, channels, hw)
+    for n in range(n_img):
+        for c in range(channels):
+            copy_clip(xf[n, c], body, pre[c], in_lo, in_hi)
+            o = of[n, c]
+            bc = np.float32(bias[c])
+            taps3x3(
+                r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c, bc, lo32,
+                hi32, o,
+            )
+            for oy in range(height):
+                # output i's tap (ky, kx) reads plane[i + ky * width + kx]
+                i = oy * width
+                j = i + width - 1
+                left = bc
+                right = bc
+                for ky in range(3):
+                    a = i + ky * width
+                    b = j + ky * width
+                    left += w[c, ky, 1] * plane[a + 1] + w[c, ky, 2] * plane[a + 2]
+                    right += w[c, ky, 0] * plane[b] + w[c, ky, 1] * plane[b + 1]
+                o[i] = min(max(left, lo32), hi32)
+                o[j] = min(max(right, lo32), hi32)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s2_even(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """3x3, stride 2, even ``H`` and ``W``, ``top`` and ``left`` padding 0 or 1 and the output
+    half the input (the padding after is ``1 - top``, ``1 - left``), with no per-row copy:
+    each channel is split as one run into its even and its odd columns (planes of pitch
+    ``W / 2`` after a zero row), where output ``(oy, ox)``'s taps sit at fixed offsets from
+    ``oy * W + ox``; the sum runs over ``out_h * W`` positions (the ones past ``out_w`` in
+    each row are dropped when stored). The column next to the left (or right) padding reads
+    the neighbouring row's input in its outer taps, so it is computed again from its six
+    inner taps."""
+    n_img, channels, height, width = x.shape
+    out_h = out.shape[2]
+    half = width // 2
+    hw = height * width
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    size = (height + 4) * half + 4  # slack, zero row, body, room for the dropped positions
+    even = np.zeros(size, np.float32)
+    odd = np.zeros(size, np.float32)
+    even_body = even[1 + half : 1 + half + hw // 2]
+    odd_body = odd[1 + half : 1 + half + hw // 2]
+    acc = np.empty(out_h * width, np.float32)
+    xf = x.reshape(n_img, channels, hw)
+    # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
+    r0 = 1 + (1 - top) * half
+    r1, r2 = r0 + half, r0 + 2 * half
+    if left == 1:  # columns 2ox - 1, 2ox, 2ox + 1: odd[j - 1], even[j], odd[j]
+        p0, p1, p2 = odd[r0 - 1 :], even[r0:], odd[r0:]
+        p3, p4, p5 = odd[r1 - 1 :], even[r1:], odd[r1:]
+        p6, p7, p8 = odd[r2 - 1 :], even[r2:], odd[r2:]
+        first, fix = 1, 0  # column 0's inner taps are kx = 1, 2: even[j], odd[j]
+    else:  # columns 2ox, 2ox + 1, 2ox + 2: even[j], odd[j], even[j + 1]
+        p0, p1, p2 = even[r0:], odd[r0:], even[r0 + 1 :]
+        p3, p4, p5 = even[r1:], odd[r1:], even[r1 + 1 :]
+        p6, p7, p8 = even[r2:], odd[r2:], even[r2 + 1 :]
+        first, fix = 0, out.shape[3] - 1  # the last column's: kx = 0, 1: even[j], odd[j]
+    for n in range(n_img):
+        for c in range(channels):
+            split_clip(xf[n, c], even_body, odd_body, pre[c], in_lo, in_hi)
+            bc = np.float32(bias[c])
+            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, bc, lo32, hi32, acc)
+            for oy in range(out_h):
+                i = oy * width + fix
+                v = bc
+                for ky in range(3):
+                    j = r0 + ky * half + i
+                    v += w[c, ky, first] * even[j] + w[c, ky, first + 1] * odd[j]
+                acc[i] = min(max(v, lo32), hi32)
+            store_rows(acc, width, out[n, c])
+
+
+@numba.njit(**_JIT_OPTIONS)
 def depthwise(
     x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
     sy: int, sx: int, dy: int, dx: int, top: int, left: int,
