@@ -311,6 +311,22 @@ def test_global_pool_random(op: str) -> None:
     _compare(op, {"x": _randn(2, 5, 6, 7)})
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 9), (1, 2, 3, 4, 5), (1, 3, 150, 140)])
+def test_global_average_pool_of_any_rank(shape: tuple[int, ...]) -> None:
+    # (onnx's reference GlobalMaxPool reduces the wrong axes below and above rank 4)
+    _compare("GlobalAveragePool", {"x": _randn(*shape)})
+
+
+def test_global_average_pool_float64_and_a_strided_input() -> None:
+    x = np.random.default_rng(5).standard_normal((2, 3, 8, 10))
+    (y,) = run_model(_model("GlobalAveragePool", {"x": x}), [x])
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    assert y.dtype == np.float64
+    xs = _randn(2, 6, 8, 10)[:, ::2, :, ::2]
+    (y,) = run_model(_model("GlobalAveragePool", {"x": xs}), [xs])
+    np.testing.assert_allclose(y, xs.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5)
+
+
 def test_global_lp_pool() -> None:
     x = _randn(2, 5, 6, 7)
     (y,) = run_model(_model("GlobalLpPool", {"x": x}, p=3), [x])

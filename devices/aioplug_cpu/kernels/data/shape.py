@@ -6,6 +6,8 @@ layout, the factory resolves it once and the call is a single numpy view operati
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -77,9 +79,7 @@ def flatten(node: KernelNode) -> Kernel:
         a = axis + x.ndim if axis < 0 else axis
         if not 0 <= a <= x.ndim:
             raise ValueError(f"Flatten: axis {axis} out of range for rank {x.ndim}")
-        outer = int(np.prod(x.shape[:a], dtype=np.int64))
-        inner = int(np.prod(x.shape[a:], dtype=np.int64))
-        return (x.reshape(outer, inner),)
+        return (x.reshape(math.prod(x.shape[:a]), math.prod(x.shape[a:])),)
 
     return FnKernel(run)
 

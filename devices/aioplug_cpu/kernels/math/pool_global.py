@@ -12,6 +12,7 @@ that pads this result with zeros at the end of each axis, as onnx's node tests e
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,20 @@ def _spatial_axes(x: Array) -> tuple[int, ...]:
 
 @versions("GlobalAveragePool", 1, 22)
 def _global_average_pool(node: KernelNode) -> Kernel:
+    """Float32/float64 sum each channel's plane as one matrix-vector product (numpy's mean
+    over a short last axis costs ~4x as much: 70 us on MobileNetV2's 1280x7x7)."""
+    ones: dict[tuple[np.dtype[Any], int], Array] = {}
+
     def run(x: Array) -> tuple[Array]:
+        size = math.prod(x.shape[2:])
+        if x.dtype in (np.float32, np.float64) and x.ndim > 2 and size > 0 and x.size > 0:
+            key = (x.dtype, size)
+            vector = ones.get(key)
+            if vector is None:
+                vector = ones[key] = np.ones(size, x.dtype)
+            y = np.ascontiguousarray(x).reshape(-1, size) @ vector
+            y /= size
+            return (y.reshape(x.shape[:2] + (1,) * (x.ndim - 2)),)
         y = np.mean(x, axis=_spatial_axes(x), dtype=compute_dtype(x.dtype), keepdims=True)
         return (y if y.dtype == x.dtype else y.astype(x.dtype),)
 
