@@ -100,6 +100,30 @@ def depthwise3x3_s1(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def split_phases(
+    x: Array, phases: Array, pitch: int, top: int, left: int, rows: int, cols: int,
+    shift: float, lo: float, hi: float,
+) -> None:  # pragma: no cover - compiled
+    """Copies ``clip(x + shift, lo, hi)`` (the first ``rows`` x ``cols`` of one plane) into
+    the four phase planes (even/odd rows x even/odd columns, pitch ``pitch``) of its
+    zero-padded version (``top``, ``left`` pads)."""
+    for iy in range(rows):
+        py = top + iy
+        base = (py >> 1) * pitch
+        even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
+        src = x[iy]
+        if left & 1:  # input columns 0, 2, ... land in odd plane columns
+            first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
+        else:
+            first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
+        for k in range(cols >> 1):
+            first[k] = min(max(src[2 * k] + shift, lo), hi)
+            second[k] = min(max(src[2 * k + 1] + shift, lo), hi)
+        if cols & 1:
+            first[cols >> 1] = min(max(src[cols - 1] + shift, lo), hi)
+
+
+@numba.njit(**_JIT_OPTIONS)
 def depthwise3x3_s2(
     x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
     pre: Array, pre_lo: float, pre_hi: float,
@@ -120,21 +144,7 @@ def depthwise3x3_s2(
     ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
     for n in range(n_img):
         for c in range(channels):
-            shift = pre[c]
-            for iy in range(rows):
-                py = top + iy
-                base = (py >> 1) * pitch
-                even, odd = phases[2 * (py & 1)], phases[2 * (py & 1) + 1]
-                src = x[n, c, iy]
-                if left & 1:  # input columns 0, 2, ... land in odd plane columns
-                    first, second = odd[base + (left >> 1) :], even[base + (left >> 1) + 1 :]
-                else:
-                    first, second = even[base + (left >> 1) :], odd[base + (left >> 1) :]
-                for k in range(cols >> 1):
-                    first[k] = min(max(src[2 * k] + shift, in_lo), in_hi)
-                    second[k] = min(max(src[2 * k + 1] + shift, in_lo), in_hi)
-                if cols & 1:
-                    first[cols >> 1] = min(max(src[cols - 1] + shift, in_lo), in_hi)
+            split_phases(x[n, c], phases, pitch, top, left, rows, cols, pre[c], in_lo, in_hi)
             taps3x3(
                 ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
                 np.float32(bias[c]), lo32, hi32, acc,
