@@ -26,7 +26,7 @@ from ._table import format_table
 from .errors import InputError
 from .model import Model, Port
 
-__all__ = ["BenchmarkResult", "Budget", "blas_info", "make_inputs", "run_benchmark"]
+__all__ = ["BenchmarkResult", "Budget", "blas_info", "make_inputs", "paired_ratios", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class BenchmarkResult:
     latencies: tuple[float, ...]
     wall: float
     requests: int
+    rounds: tuple[tuple[float, ...], ...] = ()
+    """The latencies of each interleaved round, in round order (``latencies`` joins them)."""
 
     @property
     def count(self) -> int:
@@ -65,6 +67,17 @@ class BenchmarkResult:
     def median(self) -> float:
         """Median latency in seconds."""
         return statistics.median(self.latencies) if self.latencies else float("nan")
+
+
+def paired_ratios(numerator: BenchmarkResult, denominator: BenchmarkResult) -> list[float]:
+    """``numerator``'s median latency over ``denominator``'s in each round both ran, so each
+    ratio compares the two at the same state of the machine (on a shared machine the speed
+    drifts between rounds); empty without rounds in common."""
+    return [
+        statistics.median(a) / statistics.median(b)
+        for a, b in zip(numerator.rounds, denominator.rounds)
+        if a and b
+    ]
 
 
 def blas_info() -> str:
@@ -363,19 +376,23 @@ async def run_benchmark(
                 except ImportError as exc:
                     sys.stderr.write(f"skipping {peer}: {exc} (pip install 'aioplug[bench]')\n")
             rounds = max(1, rounds if len(runtimes) > 1 else 1)
-            measured: dict[str, tuple[list[float], float]] = {r.name: ([], 0.0) for r in runtimes}
+            per_round: dict[str, list[tuple[float, ...]]] = {r.name: [] for r in runtimes}
+            walls: dict[str, float] = {r.name: 0.0 for r in runtimes}
             for index, part in enumerate(split_budget(budget, rounds)):
                 shift = index % len(runtimes)
                 for runtime in runtimes[shift:] + runtimes[:shift]:
                     label = runtime.name if rounds == 1 else f"{runtime.name} [{index + 1}/{rounds}]"
                     latencies, wall = await runtime.run_slice(part, label)
-                    total, walls = measured[runtime.name]
-                    measured[runtime.name] = (total + latencies, walls + wall)
+                    per_round[runtime.name].append(tuple(latencies))
+                    walls[runtime.name] += wall
         finally:
             for runtime in runtimes:
                 await runtime.close()
     return [
-        BenchmarkResult(r.name, tuple(measured[r.name][0]), measured[r.name][1], r.requests)
+        BenchmarkResult(
+            r.name, tuple(t for part in per_round[r.name] for t in part), walls[r.name],
+            r.requests, tuple(per_round[r.name]),
+        )
         for r in runtimes
     ]
 

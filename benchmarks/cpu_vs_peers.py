@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 from collections.abc import Callable
 
 import onnx
 
-from aioplug._benchmark import Budget, blas_info, run_benchmark
+from aioplug._benchmark import Budget, blas_info, paired_ratios, run_benchmark
 from aioplug._table import format_table
 from aioplug.testing import zoo
 
@@ -65,17 +66,24 @@ def main(argv: list[str] | None = None) -> int:
             proto, "CPU", hint="LATENCY", budget=Budget(seconds=args.t),
             requests=1, compare=peers, threads=1, rounds=max(1, args.rounds),
         ))
-        by = {r.name.split()[0]: r.median for r in results}
-        ours, ort, ov = by.get("aioplug"), by.get("onnxruntime"), by.get("openvino")
-        ref = by.get("reference")
+        by = {r.name.split()[0]: r for r in results}
+
+        def ms(runtime: str) -> str:
+            return f"{by[runtime].median * 1e3:.2f}" if runtime in by else "-"
+
+        def ratio(num: str, den: str, fmt: str, spread: bool = False) -> str:
+            if num not in by or den not in by:
+                return "-"
+            paired = paired_ratios(by[num], by[den])
+            text = fmt.format(statistics.median(paired))
+            if spread and len(paired) > 1:
+                text += f" ({fmt.format(min(paired))}-{fmt.format(max(paired))})"
+            return text
+
         rows.append([
-            name,
-            f"{ours * 1e3:.2f}" if ours else "-",
-            f"{ort * 1e3:.2f}" if ort else "-",
-            f"{ov * 1e3:.2f}" if ov else "-",
-            f"{ours / ort:.2f}x" if ours and ort else "-",
-            f"{ours / ov:.2f}x" if ours and ov else "-",
-            f"{ref / ours:.0f}x" if ref and ours else "-",
+            name, ms("aioplug"), ms("onnxruntime"), ms("openvino"),
+            ratio("aioplug", "onnxruntime", "{:.2f}x"), ratio("aioplug", "openvino", "{:.2f}x"),
+            ratio("reference", "aioplug", "{:.0f}x", spread=True),
         ])
     print(format_table(
         ["model", "aioplug CPU ms", "onnxruntime ms", "openvino ms", "aioplug/ORT", "aioplug/OV",
@@ -84,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ))
     print(
         f"median latency over {args.rounds} interleaved rounds, 1 intra-op thread, 1 request; "
-        "lower ms is faster; targets: aioplug/ORT < 2x, reference/aioplug >= 20x on the CNNs"
+        "ratios: the median of the rounds' ratios (each round measures every runtime at the "
+        "same state of the machine), the reference's lowest-highest in brackets; lower ms is "
+        "faster; targets: aioplug/ORT < 2x, reference/aioplug >= 20x on the CNNs"
     )
     return 0
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 
@@ -63,6 +65,33 @@ def test_benchmark_interleaves_rounds_against_a_peer(
     slices = [line.split(":")[0] for line in captured.err.splitlines() if "[" in line]
     assert slices == ["aioplug CPU [1/2]", "onnxruntime [1/2]", "onnxruntime [2/2]", "aioplug CPU [2/2]"]
     assert "4/4 inferences" in captured.err and "3/3 inferences" in captured.err
+
+
+def test_benchmark_keeps_each_rounds_latencies_for_paired_ratios() -> None:
+    pytest.importorskip("onnxruntime")
+    from aioplug._benchmark import Budget, paired_ratios, run_benchmark
+
+    results = asyncio.run(run_benchmark(
+        add_model(), "CPU", budget=Budget(count=9), compare=["onnxruntime"], rounds=3
+    ))
+    for result in results:
+        assert [len(part) for part in result.rounds] == [3, 3, 3]
+        assert result.latencies == tuple(t for part in result.rounds for t in part)
+    ours, peer = results
+    ratios = paired_ratios(ours, peer)
+    assert len(ratios) == 3
+    assert ratios[1] == pytest.approx(statistics.median(ours.rounds[1]) / statistics.median(peer.rounds[1]))
+
+
+def test_paired_ratios_pair_rounds_not_medians() -> None:
+    from aioplug._benchmark import BenchmarkResult, paired_ratios
+
+    # the machine halves its speed in round 2: each round's ratio is 2, the medians' is not
+    fast = BenchmarkResult("a", (1.0, 1.0, 1.0, 4.0), 10.0, 1, ((1.0, 1.0, 1.0), (4.0,)))
+    slow = BenchmarkResult("b", (2.0, 8.0), 10.0, 1, ((2.0,), (8.0,)))
+    assert paired_ratios(slow, fast) == [2.0, 2.0]
+    assert slow.median / fast.median != 2.0
+    assert paired_ratios(slow, BenchmarkResult("c", (1.0,), 1.0, 1)) == []
 
 
 def test_benchmark_budget_splits_into_rounds() -> None:
