@@ -19,6 +19,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def set_blas_threads(threads: int) -> None:
+    """Sets the threads of every BLAS numpy may call, from whichever thread runs this.
+
+    OpenBLAS (pthreads) has one process-wide pool. threadpoolctl 3.8 lets only the first
+    Python thread that limits it change it later (the others are silently ignored), and
+    compute runs on the loop or on stream threads: each change first takes that control
+    over for the calling thread."""
+    import threadpoolctl
+
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+
+
 class CpuCompiledModel(CompiledModel):
     """A model compiled into an execution plan; exports its transformed graph as ONNX."""
 
@@ -68,9 +84,7 @@ class CpuCompiledModel(CompiledModel):
         """Sets numpy's BLAS threads for this model's streams, when they differ."""
         wanted = self.threads_per_stream
         if self._cpu.blas_threads != wanted:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=wanted, user_api="blas")
+            set_blas_threads(wanted)
             self._cpu.blas_threads = wanted
 
     def _create_sync_infer_request(self) -> SyncInferRequest:
