@@ -84,6 +84,9 @@ def depthwise3x3_s1(
     rows = min(height, out_h + 2 - top)
     cols = min(width, pitch - left)
     r0, r1, r2 = plane, plane[pitch:], plane[2 * pitch :]
+    # the taps' views are made once: made per channel they cost ~30 ns each
+    p0, p1, p2, p3, p4, p5 = r0, r0[1:], r0[2:], r1, r1[1:], r1[2:]
+    p6, p7, p8 = r2, r2[1:], r2[2:]
     for n in range(n_img):
         for c in range(channels):
             shift = pre[c]
@@ -92,10 +95,7 @@ def depthwise3x3_s1(
                 dst = plane[(top + iy) * pitch + left :]
                 for ix in range(cols):
                     dst[ix] = min(max(src[ix] + shift, in_lo), in_hi)
-            taps3x3(
-                r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c,
-                np.float32(bias[c]), lo32, hi32, acc,
-            )
+            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, np.float32(bias[c]), lo32, hi32, acc)
             store_rows(acc, pitch, out[n, c])
 
 
@@ -142,13 +142,12 @@ def depthwise3x3_s2(
     rows = min(height, 2 * out_h + 1 - top)  # padded rows/columns past 2 * out are unused
     cols = min(width, 2 * out_w + 1 - left)
     ee, eo, oe, oo = phases[0], phases[1], phases[2], phases[3]
+    p0, p1, p2, p3, p4, p5 = ee, eo, ee[1:], oe, oo, oe[1:]
+    p6, p7, p8 = ee[pitch:], eo[pitch:], ee[pitch + 1 :]
     for n in range(n_img):
         for c in range(channels):
             split_phases(x[n, c], phases, pitch, top, left, rows, cols, pre[c], in_lo, in_hi)
-            taps3x3(
-                ee, eo, ee[1:], oe, oo, oe[1:], ee[pitch:], eo[pitch:], ee[pitch + 1 :], w, c,
-                np.float32(bias[c]), lo32, hi32, acc,
-            )
+            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, np.float32(bias[c]), lo32, hi32, acc)
             store_rows(acc, pitch, out[n, c])
 
 
@@ -187,6 +186,8 @@ def depthwise3x3_s1_same(
     plane = np.zeros(hw + 2 * width + 2, np.float32)  # slack, zero row, body, zero row, slack
     body = plane[1 + width : 1 + width + hw]
     r0, r1, r2 = plane, plane[width:], plane[2 * width :]
+    p0, p1, p2, p3, p4, p5 = r0, r0[1:], r0[2:], r1, r1[1:], r1[2:]
+    p6, p7, p8 = r2, r2[1:], r2[2:]
     xf = x.reshape(n_img, channels, hw)
     of = out.reshape(n_img, channels, hw)
     for n in range(n_img):
@@ -194,10 +195,7 @@ def depthwise3x3_s1_same(
             copy_clip(xf[n, c], body, pre[c], in_lo, in_hi)
             o = of[n, c]
             bc = np.float32(bias[c])
-            taps3x3(
-                r0, r0[1:], r0[2:], r1, r1[1:], r1[2:], r2, r2[1:], r2[2:], w, c, bc, lo32,
-                hi32, o,
-            )
+            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, bc, lo32, hi32, o)
             for oy in range(height):
                 # output i's tap (ky, kx) reads plane[i + ky * width + kx]
                 i = oy * width
