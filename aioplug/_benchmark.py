@@ -26,7 +26,9 @@ from ._table import format_table
 from .errors import InputError
 from .model import Model, Port
 
-__all__ = ["BenchmarkResult", "Budget", "blas_info", "make_inputs", "paired_ratios", "run_benchmark"]
+__all__ = [
+    "BenchmarkResult", "Budget", "blas_info", "make_inputs", "paired_ratios", "run_benchmark",
+]
 
 
 @dataclass(frozen=True)

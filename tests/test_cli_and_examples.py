@@ -80,7 +80,8 @@ def test_benchmark_keeps_each_rounds_latencies_for_paired_ratios() -> None:
     ours, peer = results
     ratios = paired_ratios(ours, peer)
     assert len(ratios) == 3
-    assert ratios[1] == pytest.approx(statistics.median(ours.rounds[1]) / statistics.median(peer.rounds[1]))
+    middle = statistics.median(ours.rounds[1]) / statistics.median(peer.rounds[1])
+    assert ratios[1] == pytest.approx(middle)
 
 
 def test_paired_ratios_pair_rounds_not_medians() -> None:

@@ -7,7 +7,6 @@ layout, the factory resolves it once and the call is a single numpy view operati
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import numpy as np

@@ -103,8 +103,9 @@ def warm_up() -> None:
         for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
             flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
         k.depthwise3x3_s1_same(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
-        even = np.zeros((1, 1, 4, 4), np.float32)
-        k.depthwise3x3_s2_even(even, w, bias, -np.inf, np.inf, out[..., :2, :2], 1, 1, bias, -np.inf, np.inf)
+        # the same (C-contiguous) array types as the real calls, or those would compile anew
+        even, half = np.zeros((1, 1, 4, 4), np.float32), np.empty((1, 1, 2, 2), np.float32)
+        k.depthwise3x3_s2_even(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf, out.copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)

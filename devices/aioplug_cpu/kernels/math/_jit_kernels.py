@@ -152,7 +152,9 @@ def depthwise3x3_s2(
 
 
 @numba.njit(**_JIT_OPTIONS)
-def copy_clip(src: Array, dst: Array, shift: float, lo: float, hi: float) -> None:  # pragma: no cover
+def copy_clip(
+    src: Array, dst: Array, shift: float, lo: float, hi: float
+) -> None:  # pragma: no cover - compiled
     """``dst = clip(src + shift, lo, hi)`` over equal-length runs."""
     for i in range(src.shape[0]):
         dst[i] = min(max(src[i] + shift, lo), hi)
