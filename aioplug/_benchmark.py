@@ -27,7 +27,8 @@ from .errors import InputError
 from .model import Model, Port
 
 __all__ = [
-    "BenchmarkResult", "Budget", "blas_info", "make_inputs", "paired_ratios", "run_benchmark",
+    "BenchmarkResult", "Budget", "blas_info", "latency_ratio", "make_inputs", "paired_ratios",
+    "run_benchmark",
 ]
 
 
@@ -399,15 +400,25 @@ async def run_benchmark(
     ]
 
 
+def latency_ratio(result: BenchmarkResult, base: BenchmarkResult) -> float:
+    """``result``'s latency over ``base``'s: the median of the rounds' ratios when both ran
+    in interleaved rounds (see :func:`paired_ratios`), else the ratio of the medians."""
+    paired = paired_ratios(result, base)
+    if len(paired) > 1:
+        return statistics.median(paired)
+    return result.median / base.median
+
+
 def format_results(results: Sequence[BenchmarkResult]) -> str:
-    """The comparison table: latency percentiles in ms, throughput, ratios to the first row."""
+    """The comparison table: latency percentiles in ms, throughput, ratios to the first row
+    (latency: :func:`latency_ratio`)."""
     base = results[0]
     rows = []
     for r in results:
         rows.append([
             r.name, r.requests, r.count, f"{r.median * 1e3:.3f}", f"{r.percentile(90) * 1e3:.3f}",
             f"{r.percentile(99) * 1e3:.3f}", f"{r.throughput:.1f}",
-            f"{r.median / base.median:.2f}x", f"{r.throughput / base.throughput:.2f}x",
+            f"{latency_ratio(r, base):.2f}x", f"{r.throughput / base.throughput:.2f}x",
         ])
     headers = ["runtime", "requests", "count", "median ms", "p90 ms", "p99 ms", "infer/s",
                "latency vs first", "throughput vs first"]

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 from collections.abc import Callable
 
 import onnx
 
-from aioplug._benchmark import Budget, blas_info, paired_ratios, run_benchmark
+from aioplug._benchmark import Budget, blas_info, latency_ratio, paired_ratios, run_benchmark
 from aioplug._table import format_table
 from aioplug.testing import zoo
 
@@ -74,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         def ratio(num: str, den: str, fmt: str, spread: bool = False) -> str:
             if num not in by or den not in by:
                 return "-"
+            text = fmt.format(latency_ratio(by[num], by[den]))
             paired = paired_ratios(by[num], by[den])
-            text = fmt.format(statistics.median(paired))
             if spread and len(paired) > 1:
                 text += f" ({fmt.format(min(paired))}-{fmt.format(max(paired))})"
             return text

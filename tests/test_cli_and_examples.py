@@ -95,6 +95,17 @@ def test_paired_ratios_pair_rounds_not_medians() -> None:
     assert paired_ratios(slow, BenchmarkResult("c", (1.0,), 1.0, 1)) == []
 
 
+def test_the_comparison_table_quotes_paired_latency_ratios() -> None:
+    from aioplug._benchmark import BenchmarkResult, format_results, latency_ratio
+
+    fast = BenchmarkResult("a", (1.0, 1.0, 1.0, 4.0), 10.0, 1, ((1.0, 1.0, 1.0), (4.0,)))
+    slow = BenchmarkResult("b", (2.0, 8.0), 10.0, 1, ((2.0,), (8.0,)))
+    assert latency_ratio(slow, fast) == 2.0
+    assert latency_ratio(BenchmarkResult("c", (3.0,), 1.0, 1), fast) == 3.0  # no rounds: medians
+    rows = {line.split()[0]: line.split() for line in format_results([fast, slow]).splitlines()[2:]}
+    assert rows["b"][7] == "2.00x"
+
+
 def test_benchmark_budget_splits_into_rounds() -> None:
     from aioplug._benchmark import Budget, split_budget
 
