@@ -1,7 +1,7 @@
 """The CPU device against ONNX Runtime and OpenVINO on the repository's model builders.
 
-Every runtime gets one intra-op thread and one request (latency mode); the table shows the
-median latency of each and the ratios. The CNNs also run through
+Every runtime gets one intra-op thread (``--threads`` to change it) and one request (latency
+mode); the table shows the median latency of each and the ratios. The CNNs also run through
 ``onnx.reference.ReferenceEvaluator`` for the speed-up over it.
 
 The runtimes are measured in interleaved rounds (each round gives every runtime, in a
@@ -9,7 +9,7 @@ rotating order, an equal slice of the time, at least one run), so a machine that
 for a while slows all of them alike and the ratios hold on a shared, noisy machine; the
 medians are over all rounds.
 
-    python benchmarks/cpu_vs_peers.py [-t SECONDS] [--rounds R] [--models resnet18,...]
+    python benchmarks/cpu_vs_peers.py [-t SECONDS] [--rounds R] [--threads N] [--models resnet18,...]
 
 This machine kind sets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which force an older OpenBLAS
 kernel; the script re-runs itself with both unset (``--keep-blas-env`` keeps them) and prints
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-t", type=float, default=5.0, help="seconds per model and runtime")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per model")
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of: " + ", ".join(MODELS))
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every runtime")
     parser.add_argument("--no-reference", action="store_true", help="skip ReferenceEvaluator on the CNNs")
     parser.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE/L2_SIZE")
     args = parser.parse_args(argv)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             peers.append("reference")
         results = asyncio.run(run_benchmark(
             proto, "CPU", hint="LATENCY", budget=Budget(seconds=args.t),
-            requests=1, compare=peers, threads=1, rounds=max(1, args.rounds),
+            requests=1, compare=peers, threads=max(1, args.threads), rounds=max(1, args.rounds),
         ))
         by = {r.name.split()[0]: r for r in results}
 
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     ))
     print(
-        f"median latency over {args.rounds} interleaved rounds, 1 intra-op thread, 1 request; "
+        f"median latency over {args.rounds} interleaved rounds, {max(1, args.threads)} intra-op "
+        "thread(s), 1 request; "
         "ratios: the median of the rounds' ratios (each round measures every runtime at the "
         "same state of the machine), the reference's lowest-highest in brackets; lower ms is "
         "faster; targets: aioplug/ORT < 2x, reference/aioplug >= 20x on the CNNs"
