@@ -120,6 +120,68 @@ async def test_depthwise_conv_matches_the_reference(case: tuple, kernel_kind: st
     assert records["dw"] == kernel_kind
 
 
+def _numpy_depthwise3x3(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, begin: tuple[int, int],
+    end: tuple[int, int], pre: _jit.PreActivation, low: float, high: float,
+) -> np.ndarray:
+    """The definition, in float64: the pre-activated input zero-padded, nine strided taps."""
+    xa = np.clip(x.astype(np.float64) + pre.bias[None, :, None, None], pre.low, pre.high)
+    xp = np.pad(xa, ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])))
+    out_h = (xp.shape[2] - 3) // stride + 1
+    out_w = (xp.shape[3] - 3) // stride + 1
+    y = np.broadcast_to(b[None, :, None, None], (x.shape[0], x.shape[1], out_h, out_w)).copy()
+    for ky in range(3):
+        for kx in range(3):
+            window = xp[:, :, ky : ky + stride * out_h : stride, kx : kx + stride * out_w : stride]
+            y += w[None, :, ky, kx, None, None] * window
+    return np.clip(y, low, high)
+
+
+def test_the_depthwise_kernels_match_the_definition_on_random_geometries() -> None:
+    """Sizes, pads (explicit and auto), strides 1 and 2, batches, input activations and
+    clips drawn at random: whichever 3x3 kernel ``depthwise2d`` picks must compute the
+    definition."""
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    from aioplug_cpu.kernels._registry import KernelNode
+    from aioplug_cpu.kernels.math._spatial import window_attrs
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    while checked < 80:
+        c, h, w = (int(v) for v in rng.integers(1, [6, 21, 21]))
+        stride, n = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        attrs: dict[str, object] = {"group": c, "kernel_shape": [3, 3], "strides": [stride] * 2}
+        if rng.random() < 0.6:
+            attrs["pads"] = [int(v) for v in rng.integers(0, 3, 4)]
+        else:
+            attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+        node = KernelNode(
+            op_type="Conv", domain="", opset=17, attributes=attrs, num_inputs=3, num_outputs=1,
+            name="dw",
+        )
+        window = window_attrs(node, 2, (3, 3))
+        assert window is not None
+        geom = window.geometry((h, w))
+        if min(geom.out) <= 0:
+            continue
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weights = rng.standard_normal((c, 3, 3)).astype(np.float32)
+        bias = rng.standard_normal(c).astype(np.float32)
+        pre = _jit.PreActivation(np.zeros(c, np.float32), -np.inf, np.inf)
+        if rng.random() < 0.5:
+            pre = _jit.PreActivation(rng.standard_normal(c).astype(np.float32), -0.5, 1.5)
+        low, high = (0.0, 6.0) if rng.random() < 0.5 else (-np.inf, np.inf)
+        got = _jit.depthwise2d(x, weights, bias, window, geom, low, high, pre)
+        expected = _numpy_depthwise3x3(
+            x, weights, bias, stride, geom.begin, geom.end, pre, low, high
+        )
+        np.testing.assert_allclose(
+            got, expected, rtol=1e-4, atol=1e-4, err_msg=f"{attrs} {x.shape}"
+        )
+        checked += 1
+
+
 @pytest.mark.parametrize(
     "strides, pads", [((1, 1), [1, 1, 1, 1]), ((2, 2), [1, 1, 1, 1]), ((2, 2), "SAME_UPPER")]
 )
