@@ -137,12 +137,24 @@ def _numpy_depthwise3x3(
     return np.clip(y, low, high)
 
 
-def test_the_depthwise_kernels_match_the_definition_on_random_geometries() -> None:
+@pytest.fixture(params=["small", "large"])
+def plane_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the small-plane 3x3 depthwise kernels for every plane, then with the
+    large-plane ones (the test planes are small, so the threshold is moved)."""
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    from aioplug_cpu.kernels.math import _jit_kernels
+
+    monkeypatch.setattr(_jit_kernels, "SMALL_PLANE", 1 << 30 if request.param == "small" else 0)
+    return str(request.param)
+
+
+def test_the_depthwise_kernels_match_the_definition_on_random_geometries(
+    plane_kernels: str,
+) -> None:
     """Sizes, pads (explicit and auto), strides 1 and 2, batches, input activations and
     clips drawn at random: whichever 3x3 kernel ``depthwise2d`` picks must compute the
     definition."""
-    if not _jit.available():
-        pytest.skip("numba is not installed")
     from aioplug_cpu.kernels._registry import KernelNode
     from aioplug_cpu.kernels.math._spatial import window_attrs
 
@@ -186,7 +198,8 @@ def test_the_depthwise_kernels_match_the_definition_on_random_geometries() -> No
     "strides, pads", [((1, 1), [1, 1, 1, 1]), ((2, 2), [1, 1, 1, 1]), ((2, 2), "SAME_UPPER")]
 )
 async def test_infinities_at_row_ends_reach_only_their_neighbours(
-    strides: tuple[int, int], pads: list[int] | str, kernel_kind: str
+    strides: tuple[int, int], pads: list[int] | str, kernel_kind: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The flat kernels read a row's last input where the next row's first output has zero
     padding (and the reverse); that output is computed again, so an infinity there must
@@ -197,9 +210,15 @@ async def test_infinities_at_row_ends_reach_only_their_neighbours(
     x[0, 1, 5, 0] = -np.inf
     x[0, 2, 3, -1] = np.nan
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    (out,), _ = await run_profiled(model, x)
     assert np.isfinite(expected).sum() > expected.size // 2
-    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
+    # the compiled kernels for small planes, then those for large ones
+    for small_plane in (1 << 30, 0) if kernel_kind == "depthwise_jit" else (None,):
+        if small_plane is not None:
+            from aioplug_cpu.kernels.math import _jit_kernels
+
+            monkeypatch.setattr(_jit_kernels, "SMALL_PLANE", small_plane)
+        (out,), _ = await run_profiled(model, x)
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("activation", ["Relu", "Clip", "Sigmoid"])

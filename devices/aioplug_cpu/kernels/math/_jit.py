@@ -105,7 +105,9 @@ def warm_up() -> None:
         k.depthwise3x3_s1_same(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
         # the same (C-contiguous) array types as the real calls, or those would compile anew
         even, half = np.zeros((1, 1, 4, 4), np.float32), np.empty((1, 1, 2, 2), np.float32)
-        k.depthwise3x3_s2_even(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
+        for s2 in (k.depthwise3x3_s2_even, k.depthwise3x3_s2_even_small):
+            s2(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
+        k.depthwise3x3_same_small(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf, out.copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
@@ -166,13 +168,16 @@ def depthwise2d(
     top, left = geom.begin
     height, width = x.shape[2:]
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
+        small = height * width <= k.SMALL_PLANE
         if sy == 1 and geom.begin == geom.end == (1, 1) and width > 1:
-            k.depthwise3x3_s1_same(x, weights, bias, low, high, out, *pre)
+            same = k.depthwise3x3_same_small if small else k.depthwise3x3_s1_same
+            same(x, weights, bias, low, high, out, *pre)
         elif (
             sy == 2 and height % 2 == 0 and width % 2 == 0 and top in (0, 1) and left in (0, 1)
             and geom.out == (height // 2, width // 2)
         ):
-            k.depthwise3x3_s2_even(x, weights, bias, low, high, out, top, left, *pre)
+            even = k.depthwise3x3_s2_even_small if small else k.depthwise3x3_s2_even
+            even(x, weights, bias, low, high, out, top, left, *pre)
         else:
             flat = k.depthwise3x3_s1 if sy == 1 else k.depthwise3x3_s2
             flat(x, weights, bias, low, high, out, top, left, *pre)

@@ -10,6 +10,9 @@ Writing loops numba vectorises:
   drops the branch that would stop LLVM from vectorising any loop with a division in it.
 * Index arrays through views at fixed offsets (``a[i + 1]`` of a view, not ``a[i + k]`` with a
   runtime ``k``): a possibly negative index needs a wraparound check that stops vectorising.
+  Or index with unsigned integers (``numba.uint64``), which cannot wrap: no view to make
+  (about 30 ns each) and no array to pass to a nested kernel, which is what small planes pay
+  for, per channel.
 * Long loops over flattened planes rather than short loops over rows: a vectorised loop runs
   its remainder scalar, and a row of 7 or 14 is nearly all remainder.
 * Few distinct arrays per loop: LLVM checks every pair that may overlap at run time and gives
@@ -22,6 +25,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import uint64 as _u
 
 from ._common import Array
 from ._erf import _C_T0, _QC32
@@ -211,6 +215,139 @@ def depthwise3x3_s1_same(
                     right += w[c, ky, 0] * plane[b] + w[c, ky, 1] * plane[b + 1]
                 o[i] = min(max(left, lo32), hi32)
                 o[j] = min(max(right, lo32), hi32)
+
+
+SMALL_PLANE = 1024
+"""Planes of at most this many pixels take the ``*_small`` depthwise kernels: per channel, their
+cost is mostly fixed overhead, which those avoid; larger ones gain from writing straight out."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_same_small(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """:func:`depthwise3x3_s1_same` for small planes, as one function indexed with unsigned
+    integers: the sum runs over the plane rounded up to a multiple of 8 (no scalar
+    remainder loop), into a scratch run copied out per channel."""
+    n_img, channels, height, width = x.shape
+    hw = height * width
+    run = (hw + 7) // 8 * 8
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    # slack, zero row, body, zero row, slack, and room for the rounded-up run's reads
+    plane = np.zeros(run + 2 * width + 2, np.float32)
+    acc = np.empty(run, np.float32)
+    xf = x.reshape(n_img, channels * hw)
+    of = out.reshape(n_img, channels * hw)
+    u_w, u_hw = _u(width), _u(hw)
+    body = _u(1) + u_w
+    # output i's tap (ky, kx) reads plane[i + ky * width + kx]
+    t1, t2 = _u(1), _u(2)
+    t3, t4, t5 = u_w, u_w + _u(1), u_w + _u(2)
+    t6, t7, t8 = _u(2) * u_w, _u(2) * u_w + _u(1), _u(2) * u_w + _u(2)
+    for n in range(n_img):
+        xs, ys = xf[n], of[n]
+        for c in range(channels):
+            base = _u(c) * u_hw
+            shift = pre[c]
+            for i in range(u_hw):
+                plane[body + i] = min(max(xs[base + i] + shift, in_lo), in_hi)
+            w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+            w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+            w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+            bc = np.float32(bias[c])
+            for i in range(_u(run)):
+                v = (
+                    bc + w0 * plane[i] + w1 * plane[i + t1] + w2 * plane[i + t2]
+                    + w3 * plane[i + t3] + w4 * plane[i + t4] + w5 * plane[i + t5]
+                    + w6 * plane[i + t6] + w7 * plane[i + t7] + w8 * plane[i + t8]
+                )
+                acc[i] = min(max(v, lo32), hi32)
+            for oy in range(_u(height)):  # first and last column: their six inner taps
+                i = oy * u_w
+                j = i + u_w - _u(1)
+                left = (
+                    bc + w1 * plane[i + t1] + w2 * plane[i + t2] + w4 * plane[i + t4]
+                    + w5 * plane[i + t5] + w7 * plane[i + t7] + w8 * plane[i + t8]
+                )
+                right = (
+                    bc + w0 * plane[j] + w1 * plane[j + t1] + w3 * plane[j + t3]
+                    + w4 * plane[j + t4] + w6 * plane[j + t6] + w7 * plane[j + t7]
+                )
+                acc[i] = min(max(left, lo32), hi32)
+                acc[j] = min(max(right, lo32), hi32)
+            for i in range(u_hw):
+                ys[base + i] = acc[i]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s2_even_small(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """:func:`depthwise3x3_s2_even` for small planes, as one function indexed with unsigned
+    integers (see :func:`depthwise3x3_same_small`)."""
+    n_img, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    half = width // 2
+    hw = height * width
+    run = (out_h * width + 7) // 8 * 8
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    size = (height + 4) * half + 4 + run  # slack, zero row, body, the run's reads past it
+    even = np.zeros(size, np.float32)
+    odd = np.zeros(size, np.float32)
+    acc = np.empty(run, np.float32)
+    xf = x.reshape(n_img, channels * hw)
+    of = out.reshape(n_img, channels * out_h * out_w)
+    u_half, u_w, u_ow = _u(half), _u(width), _u(out_w)
+    body = _u(1) + u_half
+    # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
+    r0 = _u(1 + (1 - top) * half)
+    r1, r2 = r0 + u_half, r0 + _u(2) * u_half
+    # left == 1: columns 2ox - 1, 2ox, 2ox + 1 are odd[j - 1], even[j], odd[j];
+    # left == 0: columns 2ox, 2ox + 1, 2ox + 2 are even[j], odd[j], even[j + 1]
+    edge = _u(1 - left)  # where the third tap sits past the first
+    first = 1 if left == 1 else 0  # the fixed column's inner taps are kx = first, first + 1
+    fix = _u(0 if left == 1 else out_w - 1)
+    a0, a1, a2 = r0 - _u(left), r0, r0 + edge
+    a3, a4, a5 = r1 - _u(left), r1, r1 + edge
+    a6, a7, a8 = r2 - _u(left), r2, r2 + edge
+    side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
+    for n in range(n_img):
+        xs, ys = xf[n], of[n]
+        for c in range(channels):
+            base = _u(c) * _u(hw)
+            shift = pre[c]
+            for k in range(_u(hw // 2)):
+                s = base + _u(2) * k
+                even[body + k] = min(max(xs[s] + shift, in_lo), in_hi)
+                odd[body + k] = min(max(xs[s + _u(1)] + shift, in_lo), in_hi)
+            w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+            w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+            w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+            bc = np.float32(bias[c])
+            for i in range(_u(run)):
+                v = (
+                    bc + w0 * side[i + a0] + w1 * mid[i + a1] + w2 * side[i + a2]
+                    + w3 * side[i + a3] + w4 * mid[i + a4] + w5 * side[i + a5]
+                    + w6 * side[i + a6] + w7 * mid[i + a7] + w8 * side[i + a8]
+                )
+                acc[i] = min(max(v, lo32), hi32)
+            for oy in range(_u(out_h)):
+                i = oy * u_w + fix
+                v = bc
+                for ky in range(3):
+                    j = r0 + _u(ky) * u_half + i
+                    v += w[c, ky, first] * even[j] + w[c, ky, first + 1] * odd[j]
+                acc[i] = min(max(v, lo32), hi32)
+            dst = _u(c) * _u(out_h) * u_ow
+            for oy in range(_u(out_h)):
+                src = oy * u_w
+                row = dst + oy * u_ow
+                for ox in range(u_ow):
+                    ys[row + ox] = acc[src + ox]
 
 
 @numba.njit(**_JIT_OPTIONS)
