@@ -286,8 +286,10 @@ def depthwise3x3_s2_even_small(
     x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
     pre: Array, pre_lo: float, pre_hi: float,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`depthwise3x3_s2_even` for small planes, as one function indexed with unsigned
-    integers (see :func:`depthwise3x3_same_small`)."""
+    """:func:`depthwise3x3_s2_even` for small planes, whose rows of 7 or 14 outputs would be
+    mostly a vector loop's scalar remainder: the sum runs over the flat ``out_h * W``
+    positions rounded up to a multiple of 8 (those past ``out_w`` in each row are dropped
+    when copied out), one function indexed with unsigned integers."""
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     half = width // 2
@@ -356,52 +358,65 @@ def depthwise3x3_s2_even(
     pre: Array, pre_lo: float, pre_hi: float,
 ) -> None:  # pragma: no cover - compiled
     """3x3, stride 2, even ``H`` and ``W``, ``top`` and ``left`` padding 0 or 1 and the output
-    half the input (the padding after is ``1 - top``, ``1 - left``), with no per-row copy:
-    each channel is split as one run into its even and its odd columns (planes of pitch
-    ``W / 2`` after a zero row), where output ``(oy, ox)``'s taps sit at fixed offsets from
-    ``oy * W + ox``; the sum runs over ``out_h * W`` positions (the ones past ``out_w`` in
-    each row are dropped when stored). The column next to the left (or right) padding reads
-    the neighbouring row's input in its outer taps, so it is computed again from its six
-    inner taps."""
+    half the input (the padding after is ``1 - top``, ``1 - left``): each channel is split
+    (with ``pre`` as in :func:`depthwise3x3_s1`) as one run into its even and its odd columns
+    (planes of pitch ``W / 2`` after a zero row), where output ``(oy, ox)``'s taps sit at
+    fixed offsets from ``oy * W + ox``; each output row is one loop over those offsets,
+    indexed with unsigned integers (no views to make), straight into the output. The column
+    next to the left (or right) padding reads the neighbouring row's input in its outer
+    taps, so it is computed again from its six inner taps."""
     n_img, channels, height, width = x.shape
-    out_h = out.shape[2]
+    out_h, out_w = out.shape[2], out.shape[3]
     half = width // 2
     hw = height * width
     lo32, hi32 = np.float32(lo), np.float32(hi)
     in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-    size = (height + 4) * half + 4  # slack, zero row, body, room for the dropped positions
+    size = (height + 4) * half + 4  # slack, zero row, body, zero rows
     even = np.zeros(size, np.float32)
     odd = np.zeros(size, np.float32)
     even_body = even[1 + half : 1 + half + hw // 2]
     odd_body = odd[1 + half : 1 + half + hw // 2]
-    acc = np.empty(out_h * width, np.float32)
     xf = x.reshape(n_img, channels, hw)
+    of = out.reshape(n_img, channels * out_h * out_w)
+    u_half, u_w, u_ow = _u(half), _u(width), _u(out_w)
     # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
-    r0 = 1 + (1 - top) * half
-    r1, r2 = r0 + half, r0 + 2 * half
-    if left == 1:  # columns 2ox - 1, 2ox, 2ox + 1: odd[j - 1], even[j], odd[j]
-        p0, p1, p2 = odd[r0 - 1 :], even[r0:], odd[r0:]
-        p3, p4, p5 = odd[r1 - 1 :], even[r1:], odd[r1:]
-        p6, p7, p8 = odd[r2 - 1 :], even[r2:], odd[r2:]
-        first, fix = 1, 0  # column 0's inner taps are kx = 1, 2: even[j], odd[j]
-    else:  # columns 2ox, 2ox + 1, 2ox + 2: even[j], odd[j], even[j + 1]
-        p0, p1, p2 = even[r0:], odd[r0:], even[r0 + 1 :]
-        p3, p4, p5 = even[r1:], odd[r1:], even[r1 + 1 :]
-        p6, p7, p8 = even[r2:], odd[r2:], even[r2 + 1 :]
-        first, fix = 0, out.shape[3] - 1  # the last column's: kx = 0, 1: even[j], odd[j]
+    r0 = _u(1 + (1 - top) * half)
+    r1, r2 = r0 + u_half, r0 + _u(2) * u_half
+    # left == 1: columns 2ox - 1, 2ox, 2ox + 1 are odd[j - 1], even[j], odd[j];
+    # left == 0: columns 2ox, 2ox + 1, 2ox + 2 are even[j], odd[j], even[j + 1]
+    edge = _u(1 - left)  # where the third tap sits past the first
+    first = 1 if left == 1 else 0  # the fixed column's inner taps are kx = first, first + 1
+    fix = _u(0 if left == 1 else out_w - 1)
+    a0, a1, a2 = r0 - _u(left), r0, r0 + edge
+    a3, a4, a5 = r1 - _u(left), r1, r1 + edge
+    a6, a7, a8 = r2 - _u(left), r2, r2 + edge
+    side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
     for n in range(n_img):
+        ys = of[n]
         for c in range(channels):
             split_clip(xf[n, c], even_body, odd_body, pre[c], in_lo, in_hi)
+            w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+            w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+            w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
             bc = np.float32(bias[c])
-            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, bc, lo32, hi32, acc)
-            for oy in range(out_h):
-                i = oy * width + fix
+            dst = _u(c) * _u(out_h) * u_ow
+            for oy in range(_u(out_h)):
+                src = oy * u_w
+                row = dst + oy * u_ow
+                for ox in range(u_ow):
+                    i = src + ox
+                    v = (
+                        bc + w0 * side[i + a0] + w1 * mid[i + a1] + w2 * side[i + a2]
+                        + w3 * side[i + a3] + w4 * mid[i + a4] + w5 * side[i + a5]
+                        + w6 * side[i + a6] + w7 * mid[i + a7] + w8 * side[i + a8]
+                    )
+                    ys[row + ox] = min(max(v, lo32), hi32)
+                i = src + fix
                 v = bc
                 for ky in range(3):
-                    j = r0 + ky * half + i
+                    j = r0 + _u(ky) * u_half + i
                     v += w[c, ky, first] * even[j] + w[c, ky, first + 1] * odd[j]
-                acc[i] = min(max(v, lo32), hi32)
-            store_rows(acc, width, out[n, c])
+                ys[row + fix] = min(max(v, lo32), hi32)
 
 
 @numba.njit(**_JIT_OPTIONS)
