@@ -282,6 +282,32 @@ def depthwise3x3_same_small(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def s2_even_offsets(
+    top: int, left: int, half: int, out_w: int
+) -> tuple[Any, ...]:  # pragma: no cover - compiled
+    """Where the stride-2 kernels' taps sit in the even and odd column planes (pitch ``half``
+    per input row, after a zero row and one slack element): ``(r0, (a0, ..., a8), first,
+    fix)``. Output ``(oy, ox)``'s tap ``(ky, kx)`` reads ``oy * W + ox + a[3 * ky + kx]`` of
+    the odd plane for the outer columns and the even one for the middle column when
+    ``left`` is 1, the reverse when it is 0; ``r0`` is where input row ``-top`` starts, and
+    column ``fix`` is recomputed from its inner taps ``kx = first, first + 1``."""
+    u_half = _u(half)
+    # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
+    r0 = _u(1 + (1 - top) * half)
+    r1, r2 = r0 + u_half, r0 + _u(2) * u_half
+    # left == 1: columns 2ox - 1, 2ox, 2ox + 1 are odd[j - 1], even[j], odd[j];
+    # left == 0: columns 2ox, 2ox + 1, 2ox + 2 are even[j], odd[j], even[j + 1]
+    edge = _u(1 - left)  # where the third tap sits past the first
+    first = 1 if left == 1 else 0
+    fix = _u(0 if left == 1 else out_w - 1)
+    taps = (
+        r0 - _u(left), r0, r0 + edge, r1 - _u(left), r1, r1 + edge,
+        r2 - _u(left), r2, r2 + edge,
+    )
+    return r0, taps, first, fix
+
+
+@numba.njit(**_JIT_OPTIONS)
 def depthwise3x3_s2_even_small(
     x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array, top: int, left: int,
     pre: Array, pre_lo: float, pre_hi: float,
@@ -305,17 +331,8 @@ def depthwise3x3_s2_even_small(
     of = out.reshape(n_img, channels * out_h * out_w)
     u_half, u_w, u_ow = _u(half), _u(width), _u(out_w)
     body = _u(1) + u_half
-    # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
-    r0 = _u(1 + (1 - top) * half)
-    r1, r2 = r0 + u_half, r0 + _u(2) * u_half
-    # left == 1: columns 2ox - 1, 2ox, 2ox + 1 are odd[j - 1], even[j], odd[j];
-    # left == 0: columns 2ox, 2ox + 1, 2ox + 2 are even[j], odd[j], even[j + 1]
-    edge = _u(1 - left)  # where the third tap sits past the first
-    first = 1 if left == 1 else 0  # the fixed column's inner taps are kx = first, first + 1
-    fix = _u(0 if left == 1 else out_w - 1)
-    a0, a1, a2 = r0 - _u(left), r0, r0 + edge
-    a3, a4, a5 = r1 - _u(left), r1, r1 + edge
-    a6, a7, a8 = r2 - _u(left), r2, r2 + edge
+    r0, taps, first, fix = s2_even_offsets(top, left, half, out_w)
+    a0, a1, a2, a3, a4, a5, a6, a7, a8 = taps
     side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
     for n in range(n_img):
         xs, ys = xf[n], of[n]
@@ -379,17 +396,8 @@ def depthwise3x3_s2_even(
     xf = x.reshape(n_img, channels, hw)
     of = out.reshape(n_img, channels * out_h * out_w)
     u_half, u_w, u_ow = _u(half), _u(width), _u(out_w)
-    # input row 2 * oy + ky - top starts at 1 + (2 * oy + ky - top + 1) * half
-    r0 = _u(1 + (1 - top) * half)
-    r1, r2 = r0 + u_half, r0 + _u(2) * u_half
-    # left == 1: columns 2ox - 1, 2ox, 2ox + 1 are odd[j - 1], even[j], odd[j];
-    # left == 0: columns 2ox, 2ox + 1, 2ox + 2 are even[j], odd[j], even[j + 1]
-    edge = _u(1 - left)  # where the third tap sits past the first
-    first = 1 if left == 1 else 0  # the fixed column's inner taps are kx = first, first + 1
-    fix = _u(0 if left == 1 else out_w - 1)
-    a0, a1, a2 = r0 - _u(left), r0, r0 + edge
-    a3, a4, a5 = r1 - _u(left), r1, r1 + edge
-    a6, a7, a8 = r2 - _u(left), r2, r2 + edge
+    r0, taps, first, fix = s2_even_offsets(top, left, half, out_w)
+    a0, a1, a2, a3, a4, a5, a6, a7, a8 = taps
     side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
     for n in range(n_img):
         ys = of[n]
