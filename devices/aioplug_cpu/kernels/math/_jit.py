@@ -10,7 +10,9 @@ numpy-facing wrappers, which the op kernels call when :func:`available`.
   BLAS cannot help it. Each channel is copied into a small zero-padded plane (split by
   phase for stride 2), taking the producer's bias and activation on the way, and every
   output of the flattened plane is one 9-tap sum at fixed offsets: one long vectorised loop.
-* A GEMM convolution's bias, residual sum and Relu/Clip take one pass over its output.
+* A 1x1 convolution is a register-tiled matrix product written in LLVM IR
+  (``_jit_pointwise``) that adds the bias and a residual sum and clips as it stores; any
+  other GEMM convolution's bias, residual sum and Relu/Clip take one pass over its output.
 * MaxPool reduces phase-split planes along rows, then columns, in long branch-free loops.
 * LayerNorm is one kernel; Softmax and Gelu are compiled passes around numpy's vectorised
   exp (Gelu's erf is a polynomial numpy would evaluate in about twenty passes).
@@ -36,7 +38,7 @@ from ._spatial import Geometry, Window
 
 __all__ = [
     "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
-    "max_pool2d", "prepare_weights", "softmax_last",
+    "max_pool2d", "pointwise_conv", "pointwise_depth_ok", "pointwise_weights", "prepare_weights", "softmax_last",
     "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
 
@@ -110,6 +112,9 @@ def warm_up() -> None:
         k.depthwise3x3_same_small(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf)
         bias_clip(out, bias, -np.inf, np.inf, out.copy())
+        tiles = pointwise_weights(np.zeros((1, 1), np.float32))
+        pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf)
+        pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf, residual=out)
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
         gelu_erf(x)
         rows = out.reshape(3, 3)
@@ -199,6 +204,40 @@ def bias_clip(
     else:
         z = np.ascontiguousarray(residual, np.float32).reshape(rows.shape)
         k.bias_add_clip(rows, bias, z, low, high)
+
+
+def pointwise_depth_ok(channels: int) -> bool:
+    """True when the compiled kernels are available and a 1x1 conv over ``channels`` input
+    channels runs faster on :func:`pointwise_conv` than on BLAS."""
+    k = _get()
+    return k is not None and channels <= k.POINTWISE_MAX_DEPTH
+
+
+def pointwise_weights(w: Array) -> Array:
+    """A 1x1 conv's ``(M, C)`` float32 weights packed for :func:`pointwise_conv`; only when
+    :func:`available`."""
+    packed: Array = _need().pack_pointwise_weights(w)
+    return packed
+
+
+def pointwise_conv(
+    x: Array, packed: Array, channels: int, bias: Array, low: float, high: float,
+    residual: Array | None = None,
+) -> Array:
+    """A 1x1, unit-stride, unpadded conv of a float32 ``(N, C, *spatial)`` into ``channels``
+    outputs, with the bias (and ``residual``, of the output's shape) added and the result
+    clipped to ``[low, high]`` as it stores (``packed`` from :func:`pointwise_weights`,
+    ``bias`` float32 ``(channels,)``); only when :func:`available`."""
+    k = _need()
+    n, c = x.shape[:2]
+    rows = np.ascontiguousarray(x).reshape(n, c, -1)
+    y = np.empty((n, channels, rows.shape[2]), np.float32)
+    if residual is None:
+        k.pointwise(rows, packed, bias, low, high, y, False, y)
+    else:
+        z = np.ascontiguousarray(residual, np.float32).reshape(y.shape)
+        k.pointwise(rows, packed, bias, low, high, z, True, y)
+    return y.reshape((n, channels, *x.shape[2:]))
 
 
 def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:

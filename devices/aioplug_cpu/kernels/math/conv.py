@@ -35,7 +35,7 @@ from ._spatial import (
 
 __all__ = ["ConvCore", "conv_kernel"]
 
-COMPILED_KINDS = {"dw_jit": "depthwise_jit", "winograd": "winograd"}
+COMPILED_KINDS = {"dw_jit": "depthwise_jit", "winograd": "winograd", "pw_jit": "pointwise_jit"}
 """Prepared weight kinds that run a compiled kernel, with their profiling exec types."""
 
 _Layout = tuple[Geometry, FlatTaps]
@@ -48,7 +48,7 @@ class ConvCore:
     their products); None computes in ``compute_dtype`` of the input.
     """
 
-    __slots__ = ("_geoms", "_node", "_prepared", "_window", "compute", "group")
+    __slots__ = ("_geoms", "_node", "_out_channels", "_prepared", "_window", "compute", "group")
 
     def __init__(
         self, node: KernelNode, weights: Array | None, compute: np.dtype[Any] | None = None
@@ -60,16 +60,21 @@ class ConvCore:
         self._window: Window | None = window_attrs(node, None, kernel)
         self._geoms: dict[tuple[int, ...], _Layout] = {}
         self._prepared: tuple[str, Array] | None = None
+        self._out_channels = 0 if weights is None else weights.shape[0]
         if weights is not None:
             dtype = compute if compute is not None else compute_dtype(weights.dtype)
-            self._prepared = self._prepare(weights.astype(dtype, copy=False))
+            self._prepared = self._prepare(weights.astype(dtype, copy=False), constant=True)
 
-    def _prepare(self, w: Array) -> tuple[str, Array]:
-        """Arranges weights: ``("dw", (K, C, mult, 1))``, ``("gemm", (G, Mg, Cg*K))``, or
-        ``("dw_jit", (C, kh, kw))`` for the compiled 2-D depthwise kernel."""
+    def _prepare(self, w: Array, constant: bool = False) -> tuple[str, Array]:
+        """Arranges weights: ``("dw", (K, C, mult, 1))``, ``("gemm", (G, Mg, Cg*K))``,
+        ``("dw_jit", (C, kh, kw))`` for the compiled 2-D depthwise kernel, or ``("pw_jit",
+        tiles)`` for the compiled 1x1 kernel (``constant`` weights only: packed once)."""
         m, cg = w.shape[0], w.shape[1]
         g = self.group
         window = self._window
+        if constant and self._pointwise(w) and _jit.pointwise_depth_ok(cg):
+            _jit.warm_up()
+            return "pw_jit", _jit.pointwise_weights(w.reshape(m, cg))
         compiled = w.ndim == 4 and w.dtype == np.float32 and _jit.available()
         if compiled and cg == 1 and g > 1 and m == g:
             _jit.warm_up()
@@ -85,6 +90,16 @@ class ConvCore:
             taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
             return "dw", np.ascontiguousarray(taps).reshape(taps.shape + (1,))
         return "gemm", np.ascontiguousarray(w.reshape(g, m // g, -1))
+
+    def _pointwise(self, w: Array) -> bool:
+        """A float32 1x1 conv of one group with unit strides and no padding: its output is
+        one matrix product of its input."""
+        window = self._window
+        if w.dtype != np.float32 or self.group != 1 or window is None:
+            return False
+        if any(k != 1 for k in w.shape[2:]) or any(s != 1 for s in window.strides):
+            return False
+        return window.auto_pad in ("SAME_UPPER", "SAME_LOWER", "VALID") or not any(window.pads)
 
     def _geometry(self, x: Array, w_shape: tuple[int, ...]) -> tuple[Window, _Layout]:
         window = self._window
@@ -111,6 +126,10 @@ class ConvCore:
         others."""
         assert self._prepared is not None and self._window is not None
         kind, warr = self._prepared
+        if kind == "pw_jit":
+            if pre is not None:
+                x = apply_pre_activation(x, pre)
+            return _jit.pointwise_conv(x, warr, self._out_channels, bias, low, high, residual)
         window, (geom, _) = self._geometry(x, (0, 0) + self._window.kernel)
         if kind == "dw_jit":
             if residual is None:
@@ -132,6 +151,8 @@ class ConvCore:
         self, prepared: tuple[str, Array], x: Array, bias: Array, low: float, high: float
     ) -> Array:
         kind, warr = prepared
+        if kind == "pw_jit":
+            return _jit.pointwise_conv(x, warr, self._out_channels, bias, low, high)
         window, (geom, _) = self._geometry(x, (0, 0) + (self._window.kernel if self._window else ()))
         if kind == "winograd":
             return _jit.winograd3x3(x, warr, bias, geom, low, high)
@@ -145,12 +166,12 @@ class ConvCore:
             prepared = self._prepare(w.astype(x.dtype, copy=False))
             w_shape = w.shape
         else:
-            w_shape = (0, 0) + (self._window.kernel if self._window else ())
+            w_shape = (self._out_channels, 0) + (self._window.kernel if self._window else ())
         window, (geom, ft) = self._geometry(x, w_shape)
         kind, warr = prepared
         if kind in COMPILED_KINDS:
-            channels = warr.shape[0] if kind == "dw_jit" else warr.shape[1]
-            return self._run_compiled(prepared, x, np.zeros(channels, np.float32), -np.inf, np.inf)
+            zeros = np.zeros(w_shape[0], np.float32)
+            return self._run_compiled(prepared, x, zeros, -np.inf, np.inf)
         if kind == "dw":
             return _depthwise(x, warr, ft)
         return _gemm_conv(x, warr, window, geom, self.group)

@@ -1,0 +1,221 @@
+"""A register-tiled matrix product for 1x1 convolutions, its micro-kernel written in LLVM IR
+through numba; imported only when numba is installed (by ``_jit_kernels``).
+
+``y[m, p] = clip(bias[m] + sum_k w[m, k] * x[k, p] (+ z[m, p]), lo, hi)`` for each image's
+``x`` ``(K, P)``. The weights are packed once, when the model compiles, in tiles of six output
+channels, ``(ceil(M / 6), K, 6)``, with zero rows past ``M``. A tile kernel keeps six output
+channels by 16 pixels in twelve 8-float vector registers for the whole sum over ``K``: per
+``k`` two vector loads of ``x``, six broadcast weights, twelve fused multiply-adds. The input
+is read where it lies (no packed copy, unlike a BLAS call), and the bias, a residual and
+the clip are applied to the registers before the one store: the output is written once.
+LLVM picks the instructions for the machine (AVX2 FMA where there is one, pairs of 4-float
+vectors elsewhere).
+
+Up to :data:`MAX_DEPTH` input channels this beats OpenBLAS's ``sgemm`` (through
+``np.matmul``) plus the epilogue pass it needs: on MobileNetV2's 1x1 convs, in the model,
+7.27 ms against 7.50 ms for the same layers (``tests/cpu/test_jit_pointwise.py`` checks it
+against the definition).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+from ._common import Array
+
+TILE_ROWS = 6
+"""Output channels per tile (the packed weights' last axis)."""
+TILE_COLS = 16
+"""Pixels per tile: two 8-float vectors."""
+_VECTORS = TILE_COLS // 8
+MAX_DEPTH = 512
+"""Up to this many input channels, a 16-pixel strip of the input (64 bytes per channel) fits
+in L1 and the tiles beat BLAS; deeper products (a MobileNet's 576- and 960-channel
+projections) lose to its packed blocking, so they stay on BLAS."""
+SMALL_PIXELS = 256
+"""Up to this many pixels per image, each weight tile is read once and the whole input stays
+in cache; above it, each 16-pixel strip of the input stays in cache for all weight tiles."""
+
+
+def pack_weights(w: Array) -> Array:
+    """``(M, K)`` weights as ``(ceil(M / 6), K, 6)`` float32 tiles, zero past ``M``."""
+    m, k = w.shape
+    tiles = -(-m // TILE_ROWS)
+    padded = np.zeros((tiles * TILE_ROWS, k), np.float32)
+    padded[:m] = w
+    return np.ascontiguousarray(padded.reshape(tiles, TILE_ROWS, k).transpose(0, 2, 1))
+
+
+def _data(context: Any, builder: ir.IRBuilder, arrty: Any, arr: Any) -> Any:
+    return cgutils.create_struct_proxy(arrty)(context, builder, value=arr).data
+
+
+@numba.njit(inline="always", cache=True)
+def _variant(rows: int, vectors: int, residual: bool) -> int:
+    """The key of a tile variant: ``rows`` output channels (1-6), ``vectors`` 8-pixel
+    vectors (1-2), with or without the residual sum."""
+    return ((rows - 1) * 2 + vectors - 1) * 2 + int(residual)
+
+
+@intrinsic
+def _tile(  # type: ignore[no-untyped-def]
+    typingctx, w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
+):
+    """``y[y_off + i * ldy + j] = clip(bias[b_off + i] + sum_k w[w_off + k * 6 + i] *
+    x[x_off + k * ldx + j] (+ z[y_off + i * ldy + j]), lo, hi)`` for ``i < rows`` and
+    ``j < 8 * vectors`` of ``variant`` (see :func:`_variant`): one switch over the variants,
+    each a loop over ``k`` with its accumulators in vector registers."""
+    sig = types.void(
+        w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
+    )
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        (w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant) = args
+        arg_types = signature.args
+        f32 = ir.FloatType()
+        v8 = ir.VectorType(f32, 8)
+        v8p = v8.as_pointer()
+        i32 = ir.IntType(32)
+        i64 = k_len.type
+        splat_mask = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
+        zero = ir.Constant(v8, [0.0] * 8)
+
+        def splat(value: Any) -> Any:
+            vec = builder.insert_element(ir.Constant(v8, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(vec, ir.Constant(v8, ir.Undefined), splat_mask)
+
+        def at(ptr: Any, offset: Any) -> Any:
+            return builder.gep(ptr, [offset])
+
+        def const(value: int) -> Any:
+            return ir.Constant(i64, value)
+
+        def load(ptr: Any, offset: Any) -> Any:
+            return builder.load(builder.bitcast(at(ptr, offset), v8p), align=4)
+
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(v8, [v8, v8, v8]), "llvm.fma.v8f32"
+        )
+        wp = at(_data(context, builder, arg_types[0], w), w_off)
+        xp = at(_data(context, builder, arg_types[2], x), x_off)
+        yp = at(_data(context, builder, arg_types[4], y), y_off)
+        zp = at(_data(context, builder, arg_types[6], z), y_off)
+        bp = at(_data(context, builder, arg_types[10], bias), b_off)
+        low, high = splat(lo), splat(hi)
+        # one set of accumulators (LLVM keeps them in registers), shared by the variants
+        accs = [
+            [cgutils.alloca_once_value(builder, zero) for _ in range(_VECTORS)]
+            for _ in range(TILE_ROWS)
+        ]
+
+        def emit(rows: int, vectors: int, residual: bool) -> None:
+            for i in range(rows):
+                for j in range(vectors):
+                    builder.store(zero, accs[i][j])
+            with cgutils.for_range(builder, k_len) as loop:
+                k = loop.index
+                xrow = at(xp, builder.mul(k, ldx))
+                xs = [load(xrow, const(8 * j)) for j in range(vectors)]
+                wrow = at(wp, builder.mul(k, const(TILE_ROWS)))
+                for i in range(rows):
+                    wv = splat(builder.load(at(wrow, const(i))))
+                    for j in range(vectors):
+                        acc = builder.load(accs[i][j])
+                        builder.store(builder.call(fma, [wv, xs[j], acc]), accs[i][j])
+            for i in range(rows):
+                row = builder.mul(const(i), ldy)
+                shift = splat(builder.load(at(bp, const(i))))
+                for j in range(vectors):
+                    offset = builder.add(row, const(8 * j))
+                    v = builder.fadd(builder.load(accs[i][j]), shift)
+                    if residual:
+                        v = builder.fadd(v, load(zp, offset))
+                    # compare-and-select keeps NaN, as Relu and Clip do
+                    v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+                    v = builder.select(builder.fcmp_ordered(">", v, high), high, v)
+                    builder.store(v, builder.bitcast(at(yp, offset), v8p), align=4)
+
+        done = builder.append_basic_block("tile.done")
+        switch = builder.switch(variant, done)
+        for rows in range(1, TILE_ROWS + 1):
+            for vectors in range(1, _VECTORS + 1):
+                for residual in (False, True):
+                    block = builder.append_basic_block(f"tile.{rows}x{vectors}.{residual:d}")
+                    switch.add_case(const(_variant(rows, vectors, residual)), block)
+                    with builder.goto_block(block):
+                        emit(rows, vectors, residual)
+                        builder.branch(done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_JIT_OPTIONS: dict[str, Any] = {
+    "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
+}
+
+
+@numba.njit(**_JIT_OPTIONS)
+def pointwise(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, z: Array, residual: bool,
+    y: Array,
+) -> None:  # pragma: no cover - compiled
+    """``y[n] = clip(bias + W @ x[n] (+ z[n]), lo, hi)`` for C-contiguous float32 ``x``
+    ``(N, K, P)``, ``y`` and ``z`` ``(N, M, P)``, and ``w`` from :func:`pack_weights`. Full
+    16-pixel strips run in place; the last partial strip runs on zero-padded copies, one
+    vector wide when it has at most 8 pixels."""
+    n_img, k_len, pixels = x.shape
+    m = y.shape[1]
+    tiles = w.shape[0]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    full = pixels // TILE_COLS * TILE_COLS
+    rest = pixels - full
+    rest_vectors = 1 if rest <= 8 else 2
+    strip_x = np.zeros(k_len * TILE_COLS, np.float32)
+    strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
+    strip_z = np.zeros(TILE_ROWS * TILE_COLS, np.float32)
+    xf = x.reshape(x.size)
+    yf = y.reshape(y.size)
+    zf = z.reshape(z.size)
+    w_step = k_len * TILE_ROWS
+    for n in range(n_img):
+        xb = n * k_len * pixels
+        yb = n * m * pixels
+        if pixels <= SMALL_PIXELS:
+            for t in range(tiles):
+                variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
+                y0 = yb + t * TILE_ROWS * pixels
+                for p in range(0, full, TILE_COLS):
+                    _tile(w, t * w_step, xf, xb + p, yf, y0 + p, zf, k_len, pixels, pixels,
+                          bias, t * TILE_ROWS, lo32, hi32, variant)
+        else:
+            for p in range(0, full, TILE_COLS):
+                for t in range(tiles):
+                    variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
+                    _tile(w, t * w_step, xf, xb + p, yf, yb + t * TILE_ROWS * pixels + p, zf,
+                          k_len, pixels, pixels, bias, t * TILE_ROWS, lo32, hi32, variant)
+        if rest:
+            for k in range(k_len):
+                for j in range(rest):
+                    strip_x[k * TILE_COLS + j] = xf[xb + k * pixels + full + j]
+            for t in range(tiles):
+                rows = min(TILE_ROWS, m - t * TILE_ROWS)
+                y0 = yb + t * TILE_ROWS * pixels + full
+                if residual:
+                    for i in range(rows):
+                        for j in range(rest):
+                            strip_z[i * TILE_COLS + j] = zf[y0 + i * pixels + j]
+                _tile(w, t * w_step, strip_x, 0, strip_y, 0, strip_z, k_len, TILE_COLS,
+                      TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
+                      _variant(rows, rest_vectors, residual))
+                for i in range(rows):
+                    for j in range(rest):
+                        yf[y0 + i * pixels + j] = strip_y[i * TILE_COLS + j]
