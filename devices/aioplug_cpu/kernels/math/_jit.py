@@ -38,7 +38,7 @@ from ._spatial import Geometry, Window
 
 __all__ = [
     "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
-    "max_pool2d", "pointwise_conv", "pointwise_depth_ok", "pointwise_weights", "prepare_weights", "softmax_last",
+    "max_pool2d", "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
     "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
 
@@ -204,13 +204,6 @@ def bias_clip(
     else:
         z = np.ascontiguousarray(residual, np.float32).reshape(rows.shape)
         k.bias_add_clip(rows, bias, z, low, high)
-
-
-def pointwise_depth_ok(channels: int) -> bool:
-    """True when the compiled kernels are available and a 1x1 conv over ``channels`` input
-    channels runs faster on :func:`pointwise_conv` than on BLAS."""
-    k = _get()
-    return k is not None and channels <= k.POINTWISE_MAX_DEPTH
 
 
 def pointwise_weights(w: Array) -> Array:
