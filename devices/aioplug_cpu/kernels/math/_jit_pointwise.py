@@ -147,7 +147,7 @@ def _tile(  # type: ignore[no-untyped-def]
             for vectors in range(1, _VECTORS + 1):
                 for residual in (False, True):
                     block = builder.append_basic_block(f"tile.{rows}x{vectors}.{residual:d}")
-                    switch.add_case(const(_variant(rows, vectors, residual)), block)
+                    switch.add_case(const(_variant.py_func(rows, vectors, residual)), block)
                     with builder.goto_block(block):
                         emit(rows, vectors, residual)
                         builder.branch(done)
