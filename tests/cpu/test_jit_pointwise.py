@@ -131,14 +131,20 @@ async def test_one_by_one_convs_in_models_match_the_reference(
     c_in: int, c_out: int, height: int, width: int, activation: str | None, residual: bool,
     pads: list[int] | str, exec_type: str,
 ) -> None:
+    """On one thread per stream, 1x1 convs run on the tiles; on two, on BLAS, which uses
+    them (the tiles run on one)."""
     model = _pointwise_model(c_in, c_out, height, width, activation, residual, pads)
     x = np.random.default_rng(1).standard_normal((2, c_in, height, width)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU", {"PERF_COUNT": True})
-        request = compiled.create_infer_request()
-        out = await request.infer({"x": x})
-        records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-    np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
-    if _jit.available():
-        assert records["pw"] == exec_type
+    for threads in (1, 2):
+        async with aioplug.Core() as core:
+            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
+            compiled = await core.compile_model(model, "CPU", config)
+            request = compiled.create_infer_request()
+            out = await request.infer({"x": x})
+            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
+        if _jit.available():
+            tiles = threads == 1 or not exec_type.startswith("pointwise_jit")
+            expected_type = exec_type if tiles else exec_type.replace("pointwise_jit", "gemm_im2col")
+            assert records["pw"] == expected_type

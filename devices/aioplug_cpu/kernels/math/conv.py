@@ -72,7 +72,9 @@ class ConvCore:
         m, cg = w.shape[0], w.shape[1]
         g = self.group
         window = self._window
-        if constant and self._pointwise(w) and _jit.available():
+        # the tiles run on one thread: with more per stream, BLAS uses them
+        one_thread = int(self._node.extra.get("threads", 1)) <= 1
+        if constant and one_thread and self._pointwise(w) and _jit.available():
             _jit.warm_up()
             return "pw_jit", _jit.pointwise_weights(w.reshape(m, cg))
         compiled = w.ndim == 4 and w.dtype == np.float32 and _jit.available()
