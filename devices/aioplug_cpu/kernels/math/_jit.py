@@ -39,7 +39,7 @@ from ._spatial import Geometry, Window
 __all__ = [
     "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
     "max_pool2d", "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
-    "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
+    "WinogradWeights", "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,9 @@ def warm_up() -> None:
         layer_norm_last(rows, bias.repeat(3), bias.repeat(3), 1e-5)
         softmax_last(rows)
         geometry = Geometry((3, 3), (1, 1), (1, 1))
-        winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry)
-        winograd3x3(x, np.zeros((16, 1, 1), np.float32), bias, geometry, residual=out)
+        filters = winograd_weights(np.zeros((1, 1, 3, 3), np.float32))
+        winograd3x3(x, filters, bias, geometry)
+        winograd3x3(x, filters, bias, geometry, residual=out)
         v = np.zeros((16, 1, 6), np.float32)
         k.winograd_input_flat(x[0], v, 2, 2, 1, 1)
         for has_res in (False, True):
@@ -209,7 +210,7 @@ def bias_clip(
 def pointwise_weights(w: Array) -> Array:
     """A 1x1 conv's ``(M, C)`` float32 weights packed for :func:`pointwise_conv`; only when
     :func:`available`."""
-    packed: Array = _need().pack_pointwise_weights(w)
+    packed: Array = _need().pack_pointwise_weights(w[None])
     return packed
 
 
@@ -297,25 +298,38 @@ WINOGRAD_FLAT_MIN_TILES = 16
 _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 
 
-def winograd_weights(w: Array) -> Array:
-    """``U = G g G^T`` of each ``(M, C, 3, 3)`` filter, as ``(16, M, C)`` float32 (computed in
-    float64)."""
+class WinogradWeights(NamedTuple):
+    """``U = G g G^T`` of each ``(M, C, 3, 3)`` filter, as ``(16, M, C)`` float32 for BLAS and
+    packed for :func:`pointwise_conv`'s tiles (which win on few tiles per plane)."""
+
+    u: Array
+    tiles: Array
+    zeros: Array
+
+
+def winograd_weights(w: Array) -> WinogradWeights:
+    """The Winograd-domain filters of ``(M, C, 3, 3)`` weights (computed in float64); only
+    when :func:`available`."""
     u = np.einsum("ai,mcij,bj->abmc", _WINOGRAD_G, w.astype(np.float64), _WINOGRAD_G)
-    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]).astype(np.float32))
+    u32 = np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]).astype(np.float32))
+    tiles = _need().pack_pointwise_weights(u32)
+    return WinogradWeights(u32, tiles, np.zeros(w.shape[0], np.float32))
 
 
 def winograd3x3(
-    x: Array, u: Array, bias: Array, geom: Geometry, low: float = -np.inf, high: float = np.inf,
-    residual: Array | None = None,
+    x: Array, u: WinogradWeights, bias: Array, geom: Geometry, low: float = -np.inf,
+    high: float = np.inf, residual: Array | None = None,
 ) -> Array:
     """A 3x3, stride-1, undilated, ungrouped float32 convolution by Winograd's F(2x2, 3x3):
     each 4x4 input tile and 3x3 filter become 16 products, so the 16 batched matrix products
-    ``U[k] @ V[k]`` do 2.25 times fewer multiplications than im2col's one. ``residual`` (of
-    the output's shape) is added before the clip. ``u`` from :func:`winograd_weights`; only
-    when :func:`available`."""
+    ``U[k] @ V[k]`` do 2.25 times fewer multiplications than im2col's one (on the tiles of
+    :func:`pointwise_conv` for planes of few tiles, where BLAS is slow: 512x512 by 16 tiles
+    runs at about half its speed on large ones). ``residual`` (of the output's shape) is
+    added before the clip. ``u`` from :func:`winograd_weights`; only when
+    :func:`available`."""
     k = _need()
     n, c = x.shape[:2]
-    m = u.shape[1]
+    m = u.u.shape[1]
     out_h, out_w = geom.out
     th, tw = (out_h + 1) // 2, (out_w + 1) // 2
     out = np.empty((n, m, out_h, out_w), np.float32)
@@ -329,7 +343,11 @@ def winograd3x3(
     res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
         transform_in(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
-        prod = np.matmul(u, v)
+        if v.shape[2] <= k.POINTWISE_SMALL_PIXELS:
+            prod = np.empty((16, m, v.shape[2]), np.float32)
+            k.pointwise(v, u.tiles, u.zeros, -np.inf, np.inf, prod, False, prod)
+        else:
+            prod = np.matmul(u.u, v)
         transform_out(prod, bias, low, high, out[i], th, tw, res[i], residual is not None, pitch)
     return out
 

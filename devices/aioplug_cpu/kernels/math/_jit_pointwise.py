@@ -46,12 +46,13 @@ in cache; above it, each 16-pixel strip of the input stays in cache for all weig
 
 
 def pack_weights(w: Array) -> Array:
-    """``(M, K)`` weights as ``(ceil(M / 6), K, 6)`` float32 tiles, zero past ``M``."""
-    m, k = w.shape
+    """``(B, M, K)`` weights (one matrix per image of the product, or one for all, ``B = 1``)
+    as ``(B, ceil(M / 6), K, 6)`` float32 tiles, zero past ``M``."""
+    b, m, k = w.shape
     tiles = -(-m // TILE_ROWS)
-    padded = np.zeros((tiles * TILE_ROWS, k), np.float32)
-    padded[:m] = w
-    return np.ascontiguousarray(padded.reshape(tiles, TILE_ROWS, k).transpose(0, 2, 1))
+    padded = np.zeros((b, tiles * TILE_ROWS, k), np.float32)
+    padded[:, :m] = w
+    return np.ascontiguousarray(padded.reshape(b, tiles, TILE_ROWS, k).transpose(0, 1, 3, 2))
 
 
 def _data(context: Any, builder: ir.IRBuilder, arrty: Any, arr: Any) -> Any:
@@ -169,8 +170,9 @@ def pointwise(
     x: Array, w: Array, bias: Array, lo: float, hi: float, z: Array, residual: bool,
     y: Array,
 ) -> None:  # pragma: no cover - compiled
-    """``y[n] = clip(bias + W @ x[n] (+ z[n]), lo, hi)`` for C-contiguous float32 ``x``
-    ``(N, K, P)``, ``y`` and ``z`` ``(N, M, P)``, and ``w`` from :func:`pack_weights`.
+    """``y[n] = clip(bias + W[n] @ x[n] (+ z[n]), lo, hi)`` for C-contiguous float32 ``x``
+    ``(N, K, P)``, ``y`` and ``z`` ``(N, M, P)``, and ``W`` from :func:`pack_weights`, one
+    matrix for all images or one each.
 
     Full 16-pixel strips run in place or, on small planes with a deep input or on 7x7
     planes, from contiguous copies: there every weight tile walks all ``K`` rows of every
@@ -180,7 +182,7 @@ def pointwise(
     vector wide when it has at most 8 pixels."""
     n_img, k_len, pixels = x.shape
     m = y.shape[1]
-    tiles = w.shape[0]
+    tiles = w.shape[1]
     lo32, hi32 = np.float32(lo), np.float32(hi)
     full = pixels // TILE_COLS * TILE_COLS
     strips = full // TILE_COLS
@@ -197,6 +199,7 @@ def pointwise(
     zf = z.reshape(z.size)
     w_step = k_len * TILE_ROWS
     for n in range(n_img):
+        wn = w[n] if w.shape[0] > 1 else w[0]
         xb = n * k_len * pixels
         yb = n * m * pixels
         if pack:
@@ -214,13 +217,13 @@ def pointwise(
                 variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
                 y0 = yb + t * TILE_ROWS * pixels
                 for q in range(strips):
-                    _tile(w, t * w_step, x_src, x0 + q * p_step, yf, y0 + q * TILE_COLS, zf,
+                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf, y0 + q * TILE_COLS, zf,
                           k_len, ldx, pixels, bias, t * TILE_ROWS, lo32, hi32, variant)
         else:
             for q in range(strips):
                 for t in range(tiles):
                     variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
-                    _tile(w, t * w_step, x_src, x0 + q * p_step, yf,
+                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf,
                           yb + t * TILE_ROWS * pixels + q * TILE_COLS, zf, k_len, ldx, pixels,
                           bias, t * TILE_ROWS, lo32, hi32, variant)
         if rest:
@@ -234,7 +237,7 @@ def pointwise(
                     for i in range(rows):
                         for j in range(rest):
                             strip_z[i * TILE_COLS + j] = zf[y0 + i * pixels + j]
-                _tile(w, t * w_step, strip_x, 0, strip_y, 0, strip_z, k_len, TILE_COLS,
+                _tile(wn, t * w_step, strip_x, 0, strip_y, 0, strip_z, k_len, TILE_COLS,
                       TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
                       _variant(rows, rest_vectors, residual))
                 for i in range(rows):

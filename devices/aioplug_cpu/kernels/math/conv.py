@@ -59,13 +59,13 @@ class ConvCore:
         kernel = None if weights is None else weights.shape[2:]
         self._window: Window | None = window_attrs(node, None, kernel)
         self._geoms: dict[tuple[int, ...], _Layout] = {}
-        self._prepared: tuple[str, Array] | None = None
+        self._prepared: tuple[str, Any] | None = None
         self._out_channels = 0 if weights is None else weights.shape[0]
         if weights is not None:
             dtype = compute if compute is not None else compute_dtype(weights.dtype)
             self._prepared = self._prepare(weights.astype(dtype, copy=False), constant=True)
 
-    def _prepare(self, w: Array, constant: bool = False) -> tuple[str, Array]:
+    def _prepare(self, w: Array, constant: bool = False) -> tuple[str, Any]:
         """Arranges weights: ``("dw", (K, C, mult, 1))``, ``("gemm", (G, Mg, Cg*K))``,
         ``("dw_jit", (C, kh, kw))`` for the compiled 2-D depthwise kernel, or ``("pw_jit",
         tiles)`` for the compiled 1x1 kernel (``constant`` weights only: packed once)."""
@@ -150,7 +150,7 @@ class ConvCore:
         return y
 
     def _run_compiled(
-        self, prepared: tuple[str, Array], x: Array, bias: Array, low: float, high: float
+        self, prepared: tuple[str, Any], x: Array, bias: Array, low: float, high: float
     ) -> Array:
         kind, warr = prepared
         if kind == "pw_jit":
