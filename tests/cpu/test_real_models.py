@@ -9,6 +9,7 @@ full-size models are checked against onnxruntime only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,10 +48,12 @@ def _expected(oracle: str, model: onnx.ModelProto, feeds: Feeds) -> list[Any]:
     return list(session.run(None, feeds))
 
 
-async def _run_cpu(model: onnx.ModelProto, feeds_list: Sequence[Feeds]) -> list[dict[str, Any]]:
+async def _run_cpu(
+    model: onnx.ModelProto, feeds_list: Sequence[Feeds], config: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Compiles ``model`` once on CPU and runs it on each of ``feeds_list`` in turn."""
     async with aioplug.Core() as core:
-        compiled = await core.compile_model(model, "CPU")
+        compiled = await core.compile_model(model, "CPU", dict(config or {}))
         return [dict(await compiled.infer(feeds)) for feeds in feeds_list]
 
 
@@ -71,8 +74,10 @@ def _compare(
         np.testing.assert_allclose(value, want, rtol=rtol, atol=atol, err_msg=f"output {name!r}")
 
 
-async def _check(oracle: str, model: onnx.ModelProto, feeds: Feeds) -> None:
-    (got,) = await _run_cpu(model, [feeds])
+async def _check(
+    oracle: str, model: onnx.ModelProto, feeds: Feeds, config: Mapping[str, Any] | None = None
+) -> None:
+    (got,) = await _run_cpu(model, [feeds], config)
     _compare(oracle, model, feeds, got)
 
 
@@ -103,9 +108,29 @@ async def test_mobilenet_v2(oracle: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("builder", [zoo.resnet18, zoo.mobilenet_v2])
-async def test_full_size_cnn_against_onnxruntime(builder: Any) -> None:
-    """At 224x224 the reference evaluator is too slow; onnxruntime is the oracle."""
-    await _check("onnxruntime", builder(), _image(1, 224))
+@pytest.mark.parametrize("threads", [0, 1], ids=["default_threads", "one_thread"])
+async def test_full_size_cnn_against_onnxruntime(builder: Any, threads: int) -> None:
+    """At 224x224 the reference evaluator is too slow; onnxruntime is the oracle. At one
+    thread per stream the 1x1 convs run on the compiled tiles, otherwise on BLAS."""
+    config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+    await _check("onnxruntime", builder(), _image(1, 224), config)
+
+
+@pytest.mark.anyio
+async def test_streams_run_the_compiled_kernels_at_once_and_agree() -> None:
+    """Two streams of one thread each (the 1x1 convs on the tiles, which release the GIL),
+    eight requests in flight on different images: every output matches the reference."""
+    model = zoo.mobilenet_v2(image=64, num_classes=10)
+    feeds = [_image(1, 64, seed=s) for s in range(8)]
+    config = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2, "INFERENCE_NUM_THREADS": 2}
+    async with aioplug.Core() as core:
+        compiled = await core.compile_model(model, "CPU", config)
+        outs = await asyncio.gather(*(compiled.infer(f) for f in feeds))
+    evaluator = ReferenceEvaluator(model)
+    for f, got in zip(feeds, outs):
+        (want,) = evaluator.run(None, f)
+        name = model.graph.output[0].name
+        np.testing.assert_allclose(got[name], want, rtol=RTOL, atol=ATOL)
 
 
 # -- transformer encoder ------------------------------------------------------------------
