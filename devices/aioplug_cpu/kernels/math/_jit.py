@@ -4,8 +4,8 @@ The kernels live in ``_jit_kernels`` (imported only when numba is); this module 
 numpy-facing wrappers, which the op kernels call when :func:`available`.
 
 * A 3x3 stride-1 convolution runs as Winograd's F(2x2, 3x3): compiled input and output tile
-  transforms around 16 BLAS products; the bias, a residual sum and Relu/Clip are applied as
-  the output transform stores.
+  transforms around 16 matrix products (BLAS, or the tiles below on planes of few tiles);
+  the bias, a residual sum and Relu/Clip are applied as the output transform stores.
 * A depthwise convolution does 9 multiply-adds per output (3x3) and no matrix product, so
   BLAS cannot help it. Each channel is copied into a small zero-padded plane (split by
   phase for stride 2), taking the producer's bias and activation on the way, and every
