@@ -25,7 +25,8 @@ def _definition(
     y += b[None, :, None]
     if z is not None:
         y += z
-    return np.clip(y, low, high)
+    clipped: np.ndarray = np.clip(y, low, high)
+    return clipped
 
 
 @needs_numba
@@ -107,10 +108,12 @@ def _pointwise_model(
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, c_in, height, width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, c_out, *out_hw])],
         [
-            numpy_helper.from_array(rng.standard_normal((c_out, c_in, 1, 1)).astype(np.float32), "w"),
+            numpy_helper.from_array(
+                rng.standard_normal((c_out, c_in, 1, 1)).astype(np.float32), "w"
+            ),
             numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b"),
-            numpy_helper.from_array(np.float32(-0.5), "lo"),
-            numpy_helper.from_array(np.float32(1.0), "hi"),
+            numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
         ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -138,7 +141,7 @@ async def test_one_by_one_convs_in_models_match_the_reference(
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     for threads in (1, 2):
         async with aioplug.Core() as core:
-            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
+            config: dict[str, object] = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
             compiled = await core.compile_model(model, "CPU", config)
             request = compiled.create_infer_request()
             out = await request.infer({"x": x})

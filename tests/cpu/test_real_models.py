@@ -127,10 +127,10 @@ async def test_streams_run_the_compiled_kernels_at_once_and_agree() -> None:
         compiled = await core.compile_model(model, "CPU", config)
         outs = await asyncio.gather(*(compiled.infer(f) for f in feeds))
     evaluator = ReferenceEvaluator(model)
+    name = model.graph.output[0].name
     for f, got in zip(feeds, outs):
-        (want,) = evaluator.run(None, f)
-        name = model.graph.output[0].name
-        np.testing.assert_allclose(got[name], want, rtol=RTOL, atol=ATOL)
+        want = evaluator.run(None, f)[0]
+        np.testing.assert_allclose(got[name], np.asarray(want), rtol=RTOL, atol=ATOL)
 
 
 # -- transformer encoder ------------------------------------------------------------------
