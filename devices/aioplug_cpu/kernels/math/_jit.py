@@ -299,21 +299,39 @@ _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 
 
 class WinogradWeights(NamedTuple):
-    """``U = G g G^T`` of each ``(M, C, 3, 3)`` filter, as ``(16, M, C)`` float32 for BLAS and
-    packed for :func:`pointwise_conv`'s tiles (which win on few tiles per plane)."""
+    """``U = G g G^T`` of each ``(M, C, 3, 3)`` filter, as ``(16, M, C)`` float32 for BLAS and,
+    unless the plane is known to be large, packed for :func:`pointwise_conv`'s tiles (which
+    win on planes of few tiles)."""
 
     u: Array
-    tiles: Array
+    tiles: Array | None
     zeros: Array
 
 
-def winograd_weights(w: Array) -> WinogradWeights:
-    """The Winograd-domain filters of ``(M, C, 3, 3)`` weights (computed in float64); only
-    when :func:`available`."""
+def _winograd_layout(out_h: int, out_w: int) -> tuple[int, int, bool, int]:
+    """Tile rows and columns of an output plane, whether the transforms run flat (wide
+    planes: their long loops vectorise, at one unused tile column in ``tw + 1`` for the
+    products; narrow ones keep the dense layout), and the products' row pitch."""
+    th, tw = (out_h + 1) // 2, (out_w + 1) // 2
+    flat = tw >= WINOGRAD_FLAT_MIN_TILES
+    return th, tw, flat, tw + 1 if flat else tw
+
+
+def winograd_weights(w: Array, out: tuple[int, int] | None = None) -> WinogradWeights:
+    """The Winograd-domain filters of ``(M, C, 3, 3)`` weights (computed in float64), for
+    outputs of the static size ``out`` when known (the tiles are packed only for planes they
+    serve); only when :func:`available`."""
     u = np.einsum("ai,mcij,bj->abmc", _WINOGRAD_G, w.astype(np.float64), _WINOGRAD_G)
     u32 = np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]).astype(np.float32))
-    tiles = _need().pack_pointwise_weights(u32)
+    tiles = None
+    if out is None or _products_on_tiles(*out):
+        tiles = _need().pack_pointwise_weights(u32)
     return WinogradWeights(u32, tiles, np.zeros(w.shape[0], np.float32))
+
+
+def _products_on_tiles(out_h: int, out_w: int) -> bool:
+    th, _, _, pitch = _winograd_layout(out_h, out_w)
+    return bool(th * pitch <= _need().POINTWISE_SMALL_PIXELS)
 
 
 def winograd3x3(
@@ -331,19 +349,15 @@ def winograd3x3(
     n, c = x.shape[:2]
     m = u.u.shape[1]
     out_h, out_w = geom.out
-    th, tw = (out_h + 1) // 2, (out_w + 1) // 2
+    th, tw, flat, pitch = _winograd_layout(out_h, out_w)
     out = np.empty((n, m, out_h, out_w), np.float32)
-    # wide planes: the flat transform's long loops vectorise, at one unused tile column in
-    # tw + 1 for the products; narrow ones keep the dense layout the products need
-    flat = tw >= WINOGRAD_FLAT_MIN_TILES
-    pitch = tw + 1 if flat else tw
     transform_in = k.winograd_input_flat if flat else k.winograd_input
     transform_out = k.winograd_output_flat if flat else k.winograd_output
     v = np.empty((16, c, th * pitch), np.float32)
     res = out if residual is None else np.ascontiguousarray(residual, np.float32)
     for i in range(n):
         transform_in(np.ascontiguousarray(x[i]), v, th, tw, geom.begin[0], geom.begin[1])
-        if v.shape[2] <= k.POINTWISE_SMALL_PIXELS:
+        if u.tiles is not None and _products_on_tiles(out_h, out_w):
             prod = np.empty((16, m, v.shape[2]), np.float32)
             k.pointwise(v, u.tiles, u.zeros, -np.inf, np.inf, prod, False, prod)
         else:

@@ -86,7 +86,7 @@ class ConvCore:
             and window.strides == (1, 1) and window.dilations == (1, 1)
         ):
             _jit.warm_up()
-            return "winograd", _jit.winograd_weights(w)
+            return "winograd", _jit.winograd_weights(w, self._static_output())
         if cg == 1 and g > 1 and m % g == 0:
             mult = m // g
             taps = w.reshape(g, mult, -1).transpose(2, 0, 1)
@@ -102,6 +102,17 @@ class ConvCore:
         if any(k != 1 for k in w.shape[2:]) or any(s != 1 for s in window.strides):
             return False
         return window.auto_pad in ("SAME_UPPER", "SAME_LOWER", "VALID") or not any(window.pads)
+
+    def _static_output(self) -> tuple[int, int] | None:
+        """The output plane's size when the model fixes it (2-D), else None."""
+        shapes = self._node.output_shapes
+        shape = shapes[0] if shapes else None
+        if shape is None or len(shape) != 4:
+            return None
+        height, width = shape[2], shape[3]
+        if isinstance(height, int) and isinstance(width, int):
+            return height, width
+        return None
 
     def _geometry(self, x: Array, w_shape: tuple[int, ...]) -> tuple[Window, _Layout]:
         window = self._window
