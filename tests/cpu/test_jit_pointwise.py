@@ -42,6 +42,9 @@ def _definition(
         (10, 20, 100),  # a small plane, read in place
         (8, 600, 100),  # a deep input on a small plane, copied strip by strip
         (32, 16, 257),
+        (6, 9, 18),  # two pixels past the strips, on the column kernel: k in two unrolled steps
+        (11, 70, 35),  # three past; k = 70 leaves two for the unrolled loop's tail
+        (13, 33, 196),  # MobileNet's 14x14 planes: four past
     ],
 )
 @pytest.mark.parametrize("residual", [False, True])
@@ -75,6 +78,28 @@ def test_nan_and_infinity_reach_the_outputs_they_feed() -> None:
         got = _jit.pointwise_conv(x, tiles, 9, b, low, high)
         expected = _definition(x, w, b, low, high, None)
         assert np.isnan(got[0, :, 7]).all() and np.isnan(expected[0, :, 7]).all()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("residual", [False, True])
+def test_nan_in_the_last_pixels_survives_the_column_kernel(residual: bool) -> None:
+    """The pixels past the last full strip (here 2 of 34) take the column kernel, whose
+    clip must keep NaN too; a NaN residual reaches only its own output."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 8, 34)).astype(np.float32)
+    x[0, 2, 33] = np.nan
+    w = np.abs(rng.standard_normal((9, 8))).astype(np.float32) + 0.1
+    b = rng.standard_normal(9).astype(np.float32)
+    z = rng.standard_normal((1, 9, 34)).astype(np.float32) if residual else None
+    if z is not None:
+        z[0, 4, 32] = np.nan
+    tiles = _jit.pointwise_weights(w)
+    for low, high in ((-np.inf, np.inf), (0.0, 6.0)):
+        got = _jit.pointwise_conv(x, tiles, 9, b, low, high, z)
+        expected = _definition(x, w, b, low, high, z)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        assert np.isnan(got[0, :, 33]).all()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
