@@ -152,7 +152,7 @@ def _pointwise_model(
         (8, 8, 9, 5, "Relu", True, "SAME_UPPER", "pointwise_jit+add+relu"),
         (12, 7, 20, 20, None, False, "VALID", "pointwise_jit"),
         (600, 8, 9, 9, None, False, [0, 0, 0, 0], "pointwise_jit"),  # deep
-        (4, 6, 5, 5, None, False, [1, 0, 0, 1], "gemm_im2col"),  # padded: im2col
+        (8, 6, 5, 5, None, False, [1, 0, 0, 1], "gemm_im2col"),  # padded: im2col
     ],
 )
 async def test_one_by_one_convs_in_models_match_the_reference(

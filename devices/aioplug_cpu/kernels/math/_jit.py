@@ -37,7 +37,7 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "PreActivation", "available", "bias_clip", "depthwise2d", "gelu_erf", "layer_norm_last",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "direct_conv", "gelu_erf", "layer_norm_last",
     "max_pool2d", "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
     "WinogradWeights", "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
@@ -115,6 +115,9 @@ def warm_up() -> None:
         tiles = pointwise_weights(np.zeros((1, 1), np.float32))
         pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf)
         pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf, residual=out)
+        taps = pointwise_weights(np.zeros((1, 9), np.float32))
+        direct_conv(x, taps, 1, (3, 3), 1, Geometry((3, 3), (1, 1), (1, 1)), bias, 0.0, 6.0)
+        direct_conv(x, taps, 1, (3, 3), 2, Geometry((2, 2), (1, 1), (1, 1)), bias, 0.0, 6.0, out[..., :2, :2].copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
         gelu_erf(x)
         rows = out.reshape(3, 3)
@@ -232,6 +235,28 @@ def pointwise_conv(
         z = np.ascontiguousarray(residual, np.float32).reshape(y.shape)
         k.pointwise(rows, packed, bias, low, high, z, True, y)
     return y.reshape((n, channels, *x.shape[2:]))
+
+
+def direct_conv(
+    x: Array, packed: Array, channels: int, kernel: tuple[int, int], stride: int,
+    geom: Geometry, bias: Array, low: float, high: float, residual: Array | None = None,
+) -> Array:
+    """A float32 2-D conv of one group, without dilation, with equal strides, computed
+    directly on the tiles (no im2col matrix; see ``_jit_pointwise.direct``), with the bias
+    (and ``residual``, of the output's shape) added and the result clipped to ``[low,
+    high]`` as it stores (``packed`` from :func:`pointwise_weights` of the ``(M, C * kh *
+    kw)`` weights); only when :func:`available`."""
+    k = _need()
+    n = x.shape[0]
+    y = np.empty((n, channels, *geom.out), np.float32)
+    top, left = geom.begin
+    x = np.ascontiguousarray(x)
+    if residual is None:
+        k.direct(x, packed, bias, low, high, y, False, y, *kernel, stride, top, left)
+    else:
+        z = np.ascontiguousarray(residual, np.float32).reshape(y.shape)
+        k.direct(x, packed, bias, low, high, z, True, y, *kernel, stride, top, left)
+    return y
 
 
 def max_pool2d(x: Array, window: Window, geom: Geometry) -> Array:

@@ -31,7 +31,7 @@ from ._common import Array
 from ._erf import _C_T0, _QC32
 from ._jit_pointwise import pack_weights as pack_pointwise_weights  # noqa: F401 (for _jit)
 from ._jit_pointwise import SMALL_PIXELS as POINTWISE_SMALL_PIXELS  # noqa: F401 (for _jit)
-from ._jit_pointwise import pointwise  # noqa: F401 (for _jit)
+from ._jit_pointwise import direct, pointwise  # noqa: F401 (for _jit)
 
 _JIT_OPTIONS: dict[str, Any] = {
     "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",

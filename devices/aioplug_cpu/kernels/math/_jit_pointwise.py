@@ -78,17 +78,10 @@ def _variant(rows: int, vectors: int, residual: bool) -> int:
     return ((rows - 1) * 2 + vectors - 1) * 2 + int(residual)
 
 
-@intrinsic
-def _tile(  # type: ignore[no-untyped-def]
-    typingctx, w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
-):
-    """``y[y_off + i * ldy + j] = clip(bias[b_off + i] + sum_k w[w_off + k * 6 + i] *
-    x[x_off + k * ldx + j] (+ z[y_off + i * ldy + j]), lo, hi)`` for ``i < rows`` and
-    ``j < 8 * vectors`` of ``variant`` (see :func:`_variant`): one switch over the variants,
-    each a loop over ``k`` with its accumulators in vector registers."""
-    sig = types.void(
-        w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
-    )
+def _tile_codegen(indexed: bool) -> Any:
+    """The code of :func:`_tile` (``indexed`` False: input row ``k`` at ``x_off + k * ldx``)
+    and of :func:`_tile_indexed` (True: at ``x_off + offsets[k]``, the ``ldx`` argument an
+    int64 array of offsets)."""
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         (w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant) = args
@@ -128,6 +121,7 @@ def _tile(  # type: ignore[no-untyped-def]
         yp = at(_data(context, builder, arg_types[4], y), y_off)
         zp = at(_data(context, builder, arg_types[6], z), y_off)
         bp = at(_data(context, builder, arg_types[10], bias), b_off)
+        offsets = _data(context, builder, arg_types[8], ldx) if indexed else None
         low, high = splat(lo), splat(hi)
         # one set of accumulators (LLVM keeps them in registers), shared by the variants
         accs = [
@@ -141,7 +135,10 @@ def _tile(  # type: ignore[no-untyped-def]
                     builder.store(zero, accs[i][j])
             with cgutils.for_range(builder, k_len) as loop:
                 k = loop.index
-                xrow = at(xp, builder.mul(k, ldx))
+                if indexed:
+                    xrow = at(xp, builder.load(at(offsets, k)))
+                else:
+                    xrow = at(xp, builder.mul(k, ldx))
                 xs = [load(xrow, const(8 * j)) for j in range(vectors)]
                 wrow = at(wp, builder.mul(k, const(TILE_ROWS)))
                 builder.call(prefetch, [builder.bitcast(at(wrow, const(PREFETCH)), i8p),
@@ -177,7 +174,34 @@ def _tile(  # type: ignore[no-untyped-def]
         builder.position_at_end(done)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def _tile(  # type: ignore[no-untyped-def]
+    typingctx, w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
+):
+    """``y[y_off + i * ldy + j] = clip(bias[b_off + i] + sum_k w[w_off + k * 6 + i] *
+    x[x_off + k * ldx + j] (+ z[y_off + i * ldy + j]), lo, hi)`` for ``i < rows`` and
+    ``j < 8 * vectors`` of ``variant`` (see :func:`_variant`): one switch over the variants,
+    each a loop over ``k`` with its accumulators in vector registers."""
+    sig = types.void(
+        w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant
+    )
+    return sig, _tile_codegen(indexed=False)
+
+
+@intrinsic
+def _tile_indexed(  # type: ignore[no-untyped-def]
+    typingctx, w, w_off, x, x_off, y, y_off, z, k_len, offsets, ldy, bias, b_off, lo, hi,
+    variant,
+):
+    """:func:`_tile` with input row ``k`` at ``x_off + offsets[k]``: a direct convolution's
+    taps, each a run of the (phase-split) input."""
+    sig = types.void(
+        w, w_off, x, x_off, y, y_off, z, k_len, offsets, ldy, bias, b_off, lo, hi, variant
+    )
+    return sig, _tile_codegen(indexed=True)
 
 
 @intrinsic
@@ -387,3 +411,97 @@ def pointwise(
                 for i in range(rows):
                     for j in range(rest):
                         yf[y0 + i * pixels + j] = strip_y[i * TILE_COLS + j]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def split_input(
+    x: Array, stride: int, top: int, left: int, pitch: int, phase_rows: int, phases: Array
+) -> None:  # pragma: no cover - compiled
+    """Copies one image ``x`` ``(C, H, W)``, zero-padded by ``top`` and ``left``, into the
+    zeroed ``phases`` ``(C, stride, stride, phase_rows, pitch)``: padded element ``(r, q)``
+    of channel ``c`` goes to ``phases[c, r % stride, q % stride, r // stride, q // stride]``
+    (rows and columns past the phase planes are not needed and are left out)."""
+    channels, height, width = x.shape
+    for c in range(channels):
+        for iy in range(height):
+            r = iy + top
+            row = r // stride
+            if row >= phase_rows:
+                break
+            for px in range(stride):
+                first = (px - left) % stride  # the first column of this phase
+                q0 = (first + left) // stride
+                count = min((width - first + stride - 1) // stride, pitch - TILE_COLS - q0)
+                dst = phases[c, r % stride, px, row, q0:]
+                src = x[c, iy, first:]
+                for j in range(count):
+                    dst[j] = src[j * stride]
+
+
+@numba.njit(**_JIT_OPTIONS)
+def direct(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, z: Array, residual: bool,
+    y: Array, kh: int, kw: int, stride: int, top: int, left: int,
+) -> None:  # pragma: no cover - compiled
+    """A direct 2-D convolution (one group, no dilation) on the tiles: ``y[n, m] = clip(bias[m]
+    + sum_{c, ky, kx} W[m, c, ky, kx] * xpad[n, c, oy * s + ky, ox * s + kx] (+ z[n, m]), lo,
+    hi)`` for float32 ``x`` ``(N, C, H, W)``, ``y`` and ``z`` ``(N, M, OH, OW)``, and ``W``
+    from :func:`pack_weights` of the ``(M, C * kh * kw)`` weights.
+
+    Each image is split once into ``stride`` x ``stride`` phase planes of its zero-padded
+    self (:func:`split_input`), where every tap ``(c, ky, kx)`` of a run of outputs along a
+    row reads a contiguous run at a fixed offset: a tile is then the 1x1 product's tile with
+    its ``k``-th input row at ``offsets[k]`` (:func:`_tile_indexed`), and no im2col matrix
+    is written. Meant for few input channels (a network's stem), where im2col's copy costs
+    as much as its product."""
+    n_img, channels = x.shape[0], x.shape[1]
+    m, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
+    tiles, k_len = w.shape[1], w.shape[2]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
+    phase_cols = ((out_w - 1) * stride + kw + stride - 1) // stride
+    pitch = phase_cols + TILE_COLS  # slack for the last strip's reads past the row
+    phases = np.zeros((channels, stride, stride, phase_rows + 1, pitch), np.float32)
+    pf = phases.reshape(phases.size)
+    offsets = np.empty(k_len, np.int64)
+    for c in range(channels):
+        for ky in range(kh):
+            for kx in range(kw):
+                phase = (c * stride + ky % stride) * stride + kx % stride
+                offsets[(c * kh + ky) * kw + kx] = (
+                    phase * (phase_rows + 1) * pitch + ky // stride * pitch + kx // stride
+                )
+    full = out_w // TILE_COLS * TILE_COLS
+    rest = out_w - full
+    rest_vectors = 1 if rest <= 8 else 2
+    strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
+    strip_z = np.zeros(TILE_ROWS * TILE_COLS, np.float32)
+    yf = y.reshape(y.size)
+    zf = z.reshape(z.size)
+    out_plane = out_h * out_w
+    w_step = k_len * TILE_ROWS
+    for n in range(n_img):
+        if n:
+            phases[:] = 0.0
+        split_input(x[n], stride, top, left, pitch, phase_rows, phases)
+        yb = n * m * out_plane
+        for oy in range(out_h):
+            x0 = oy * pitch
+            for t in range(tiles):
+                rows = min(TILE_ROWS, m - t * TILE_ROWS)
+                y0 = yb + t * TILE_ROWS * out_plane + oy * out_w
+                variant = _variant(rows, _VECTORS, residual)
+                for q in range(0, full, TILE_COLS):
+                    _tile_indexed(w[0], t * w_step, pf, x0 + q, yf, y0 + q, zf, k_len, offsets,
+                                  out_plane, bias, t * TILE_ROWS, lo32, hi32, variant)
+                if rest:
+                    if residual:
+                        for i in range(rows):
+                            for j in range(rest):
+                                strip_z[i * TILE_COLS + j] = zf[y0 + i * out_plane + full + j]
+                    _tile_indexed(w[0], t * w_step, pf, x0 + full, strip_y, 0, strip_z, k_len,
+                                  offsets, TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
+                                  _variant(rows, rest_vectors, residual))
+                    for i in range(rows):
+                        for j in range(rest):
+                            yf[y0 + i * out_plane + full + j] = strip_y[i * TILE_COLS + j]
