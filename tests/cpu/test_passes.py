@@ -16,6 +16,7 @@ from aioplug_cpu.compiler.passes.fusions import (
     fold_batchnorm_into_conv,
     fuse_activations,
     fuse_conv_add,
+    fuse_expand_depthwise,
     fuse_gelu,
     fuse_layernorm,
     fuse_matmul_bias,
@@ -211,32 +212,38 @@ async def test_fused_models_export_and_import_as_onnx(case: str) -> None:
     np.testing.assert_allclose(b[name], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4)
 
 
-def inverted_residual(expand_bias: bool, dw_bias: bool, relu6: bool, stride: int) -> onnx.ModelProto:
-    """1x1 expand + Relu/Clip(0, 6) -> 3x3 depthwise + Relu, as in MobileNetV2's blocks."""
-    inits = [const("we", rng.standard_normal((12, 4, 1, 1)).astype(np.float32)),
-             const("wd", rng.standard_normal((12, 1, 3, 3)).astype(np.float32))]
+def inverted_residual(
+    expand_bias: bool, dw_bias: bool, relu6: bool, stride: int, size: int = 9,
+    channels: int = 12, pads: list[int] | str = "1111",
+) -> onnx.ModelProto:
+    """1x1 expand + Relu/Clip(0, 6) -> 3x3 depthwise + Relu, as in MobileNetV2's blocks, on
+    ``(2, 4, size, size)``; ``pads`` as ONNX's list or an ``auto_pad`` mode."""
+    inits = [const("we", rng.standard_normal((channels, 4, 1, 1)).astype(np.float32)),
+             const("wd", rng.standard_normal((channels, 1, 3, 3)).astype(np.float32))]
     expand_in, dw_in = ["x", "we"], ["e", "wd"]
     if expand_bias:
-        inits.append(const("be", rng.standard_normal(12).astype(np.float32)))
+        inits.append(const("be", rng.standard_normal(channels).astype(np.float32)))
         expand_in.append("be")
     if dw_bias:
-        inits.append(const("bd", rng.standard_normal(12).astype(np.float32)))
+        inits.append(const("bd", rng.standard_normal(channels).astype(np.float32)))
         dw_in.append("bd")
     act = helper.make_node("Relu", ["e"], ["a"])
     if relu6:
         inits += [const("lo", np.array(0, np.float32)), const("hi", np.array(6, np.float32))]
         act = helper.make_node("Clip", ["e", "lo", "hi"], ["a"])
     dw_in[0] = "a"
-    side = 9 // stride + (9 % stride > 0)
+    padding: dict[str, object] = {"pads": [1, 1, 1, 1]} if pads == "1111" else (
+        {"pads": pads} if isinstance(pads, list) else {"auto_pad": pads}
+    )
     return model(
         [
             helper.make_node("Conv", expand_in, ["e"], name="expand"),
             act,
-            helper.make_node("Conv", dw_in, ["d"], name="dw", group=12, pads=[1, 1, 1, 1],
-                             strides=[stride, stride]),
+            helper.make_node("Conv", dw_in, ["d"], name="dw", group=channels,
+                             strides=[stride, stride], **padding),
             helper.make_node("Relu", ["d"], ["y"]),
         ],
-        [f32("x", [2, 4, 9, 9])], [f32("y", [2, 12, side, side])], inits,
+        [f32("x", [2, 4, size, size])], [f32("y", [2, channels, "h", "w"])], inits,
     )
 
 
@@ -345,7 +352,51 @@ async def test_a_moved_activation_survives_export_and_import() -> None:
         records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
     np.testing.assert_array_equal(a["y"], b["y"])
     np.testing.assert_allclose(b["y"], ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4)
-    assert records["expand"] == ("pointwise_jit" if _jit.available() else "gemm_im2col")
+    # a 9x9 plane at stride 2 is not the fused kernel's geometry: the two convs' kernels run
+    assert records["dw"].split("|")[0] == ("pointwise_jit" if _jit.available() else "gemm_im2col")
+
+
+def test_the_expand_conv_fuses_into_its_depthwise_conv(kernel_kind: str) -> None:
+    feeds = {"x": (rng.standard_normal((2, 4, 8, 8)) * 3).astype(np.float32)}
+    proto = inverted_residual(True, False, True, 2, size=8)
+    passes = [fuse_activations, move_activation_into_depthwise, fuse_expand_depthwise,
+              remove_dead_nodes]
+    graph = check(proto, passes, feeds)
+    assert ops(graph) == ["ExpandDepthwise"]
+    (fused,) = graph.nodes
+    assert fused.inputs[:3] == ["x", "we", "wd"] and fused.attrs["input_activation"] == "Clip"
+    names = {n.name for n in aioplug.read_model(proto).nodes}
+    assert set(fused.original) == names
+
+
+@pytest.mark.parametrize("size, channels, stride, pads, fused", [
+    (8, 12, 1, "1111", True),
+    (8, 12, 2, "1111", True),  # top and left pads of 1
+    (8, 14, 2, "SAME_UPPER", True),  # top and left pads of 0; a partial tile of channels
+    (48, 14, 1, "1111", True),  # large planes, a group of channels at a time
+    (48, 14, 2, [0, 1, 1, 0], True),
+    (9, 12, 2, "1111", False),  # an odd plane at stride 2: the two kernels
+    (8, 12, 1, [0, 1, 2, 1], False),  # not the same size out: the two kernels
+])
+async def test_fused_blocks_match_the_reference_on_one_and_two_threads(
+    size: int, channels: int, stride: int, pads: list[int] | str, fused: bool
+) -> None:
+    """At one thread per stream the block runs as one compiled kernel where its geometry
+    allows, else (and at two threads) as the expand conv's and the depthwise conv's kernels."""
+    feeds = {"x": (rng.standard_normal((2, 4, size, size)) * 3).astype(np.float32)}
+    proto = inverted_residual(True, True, True, stride, size, channels, pads)
+    expected = ReferenceEvaluator(proto).run(None, feeds)[0]
+    for threads in (1, 2):
+        async with aioplug.Core() as core:
+            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
+            compiled = await core.compile_model(proto, "CPU", config)
+            request = compiled.create_infer_request()
+            got = (await request.infer(feeds))["y"]
+            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        one_kernel = fused and threads == 1 and _jit.available()
+        assert (records["dw"] == "expand_depthwise_jit+relu") == one_kernel
+        assert records["expand"].startswith("fused into")
 
 
 @pytest.fixture
@@ -359,4 +410,7 @@ test_fused_residual_blocks_run_on_the_device_with_their_exec_types = pytest.mark
 )
 test_a_moved_activation_survives_export_and_import = pytest.mark.anyio(
     test_a_moved_activation_survives_export_and_import
+)
+test_fused_blocks_match_the_reference_on_one_and_two_threads = pytest.mark.anyio(
+    test_fused_blocks_match_the_reference_on_one_and_two_threads
 )

@@ -3,8 +3,9 @@
 ``Fused<Op>`` runs the standard kernel of ``<Op>`` and applies an activation in place on its
 fresh output (one pass over memory fewer), or, where the base kernel offers
 ``fuse_activation`` (the compiled conv kernels), lets it apply the activation as it stores.
-``MatMulBias``, ``ConvAdd`` (a residual sum), ``LayerNorm`` and ``Gelu`` replace the
-multi-node patterns exporters emit.
+``MatMulBias``, ``ConvAdd`` (a residual sum), ``ExpandDepthwise`` (an inverted-residual
+block's expand and depthwise convs), ``LayerNorm`` and ``Gelu`` replace the multi-node
+patterns exporters emit.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..kernels import Kernel, KernelNode, kernel, lookup
+from ..kernels.math._common import as_kernel
 from ..kernels.math._erf import gelu_erf
+from ..kernels.math import _jit
 from ..kernels.math._jit import layer_norm_last, warm_up_for
-from ..kernels.math.conv import conv_kernel
+from ..kernels.math._spatial import window_attrs
+from ..kernels.math.conv import clip_bounds, conv_kernel
 
 __all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
 
@@ -145,6 +149,82 @@ def conv_add(node: KernelNode) -> Kernel:
     """``Conv(x, w, b) + z``: a residual connection's sum, added as the conv stores its
     output (``z`` has the output's shape)."""
     return conv_kernel(node, residual=True)
+
+
+@kernel("ExpandDepthwise", 1, CPU_DOMAIN)
+def expand_depthwise(node: KernelNode) -> Kernel:
+    """``FusedConv(depthwise)(Conv(x, w_expand), w, b, b_expand)``: the expand 1x1 conv's
+    output, with ``b_expand`` and the ``input_activation`` applied, convolved by the 3x3
+    depthwise conv with ``b`` and its ``activation``. On the compiled kernels at one thread
+    per stream, one kernel computes and convolves a group of expanded channels at a time
+    (``_jit.expand_depthwise``); otherwise, or for a geometry it does not cover, the two
+    convs' own kernels run one after the other."""
+    consts = node.const_inputs + (None,) * (5 - len(node.const_inputs))
+    dtypes = node.input_dtypes + (None,) * (5 - len(node.input_dtypes))
+    shapes = node.input_shapes + (None,) * (5 - len(node.input_shapes))
+    opsets = dict(node.extra.get("opsets") or {})
+    expand_node = replace(
+        node, op_type="Conv", domain="", opset=opsets.get("", 17), attributes={},
+        num_inputs=2, num_outputs=1, name=f"{node.name}/expand", const_inputs=consts[:2],
+        input_dtypes=dtypes[:2], input_shapes=shapes[:2], output_dtypes=dtypes[:1],
+        output_shapes=(None,),
+    )
+    dw_node = replace(
+        node, op_type="FusedConv", num_inputs=4, const_inputs=(None, *consts[2:5]),
+        input_dtypes=(dtypes[0], *dtypes[2:5]), input_shapes=(None, *shapes[2:5]),
+    )
+    expand = conv_kernel(expand_node)
+    depthwise = lookup(CPU_DOMAIN, "FusedConv", 1)(dw_node)
+    w_expand, w_dw, b_dw, b_expand = consts[1:5]
+    outer = clip_bounds(
+        str(node.attr("activation", "")), float(node.attr("activation_alpha", 0.0)),
+        float(node.attr("activation_beta", 0.0)),
+    ) if node.attr("activation") else (-np.inf, np.inf)
+    inner = clip_bounds(
+        str(node.attr("input_activation", "")), float(node.attr("input_activation_alpha", 0.0)),
+        float(node.attr("input_activation_beta", 0.0)),
+    )
+    window = window_attrs(node, 2, (3, 3))
+    fast = (
+        _jit.available() and int(node.extra.get("threads", 1)) <= 1 and outer is not None
+        and inner is not None and window is not None
+        and all(v is not None for v in (w_expand, w_dw, b_dw, b_expand))
+    )
+    shape = shapes[0]
+    if fast and window is not None and shape is not None and len(shape) == 4:
+        height, width = shape[2], shape[3]
+        if isinstance(height, int) and isinstance(width, int):  # a static plane: decide now
+            geometry = window.geometry((height, width))
+            fast = _jit.expand_depthwise_covers(height, width, geometry, window.strides[0])
+
+    def chained(x: Any, w_e: Any, w: Any, b: Any, b_e: Any) -> tuple[Any, ...]:
+        (y,) = expand(x, w_e)[:1]
+        return depthwise(y, w, b, b_e)
+
+    if not fast:
+        return as_kernel(chained, f"{expand.exec_type}|{depthwise.exec_type}")
+    assert window is not None and outer is not None and inner is not None
+    assert w_expand is not None and w_dw is not None and b_dw is not None and b_expand is not None
+    _jit.warm_up()
+    channels = w_dw.shape[0]
+    tiles = _jit.pointwise_weights(w_expand.reshape(channels, -1).astype(np.float32))
+    taps = _jit.prepare_weights(w_dw.astype(np.float32))
+    bias = np.ascontiguousarray(b_dw.reshape(-1), np.float32)
+    e_bias = np.ascontiguousarray(b_expand.reshape(-1), np.float32)
+    stride = window.strides[0]
+
+    def run(x: Any, w_e: Any, w: Any, b: Any, b_e: Any) -> tuple[Any, ...]:
+        if x.dtype == np.float32 and x.ndim == 4:
+            y = _jit.expand_depthwise(
+                x, tiles, e_bias, inner[0], inner[1], taps, bias, window.geometry(x.shape[2:]),
+                stride, outer[0], outer[1],
+            )
+            if y is not None:
+                return (y,)
+        return chained(x, w_e, w, b, b_e)
+
+    activation = str(node.attr("activation", "")).lower()
+    return as_kernel(run, "expand_depthwise_jit" + (f"+{activation}" if activation else ""))
 
 
 @kernel("LayerNorm", 1, CPU_DOMAIN)

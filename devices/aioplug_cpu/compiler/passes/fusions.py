@@ -1,7 +1,7 @@
 """Fusions that pay on the CPU: BatchNormalization folded into Conv, MatMul + bias,
 LayerNorm and Gelu patterns, a residual Add into the Conv that feeds it, activations applied
-in place on their producer's output, and an expand conv's bias and activation moved into the
-depthwise conv that reads it.
+in place on their producer's output, an expand conv's bias and activation moved into the
+depthwise conv that reads it, and then the expand conv itself.
 
 Each pass matches only when every intermediate value has exactly one reader and is not a
 graph output, so no value another node needs disappears.
@@ -21,6 +21,7 @@ __all__ = [
     "fold_batchnorm_into_conv",
     "fuse_activations",
     "fuse_conv_add",
+    "fuse_expand_depthwise",
     "fuse_gelu",
     "move_activation_into_depthwise",
     "fuse_layernorm",
@@ -40,6 +41,7 @@ def fusion_passes() -> list[Any]:
         fuse_conv_add,
         fuse_activations,
         move_activation_into_depthwise,
+        fuse_expand_depthwise,
     ]
 
 
@@ -290,6 +292,63 @@ def move_activation_into_depthwise(graph: Graph) -> int:
             list(dw.outputs), attrs, dw.original + producer.original[-1:],
         )
         graph.nodes = [conv if n is producer else moved if n is dw else n for n in graph.nodes]
+        uses = _Uses(graph)
+        count += 1
+    return count
+
+
+# -- an inverted-residual block's expand conv and its depthwise conv as one node -------------
+def _pointwise_conv(graph: Graph, node: GraphNode) -> bool:
+    """A plain float32 1x1 Conv of one group, unit strides, no padding, constant weights and
+    no bias (as :func:`move_activation_into_depthwise` leaves an expand conv)."""
+    w = graph.const(node.inputs[1]) if len(node.inputs) > 1 else None
+    if (
+        node.op_type != "Conv" or node.domain or len(node.inputs) != 2 or w is None
+        or w.ndim != 4 or w.shape[2:] != (1, 1) or w.dtype != np.float32
+        or int(node.attr("group", 1)) != 1
+    ):
+        return False
+    if any(int(v) != 1 for v in node.attr("strides") or [1, 1]):
+        return False
+    pads = node.attr("pads") or [0, 0, 0, 0]
+    return node.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID", b"NOTSET", b"VALID") and not any(
+        int(v) for v in pads
+    )
+
+
+def fuse_expand_depthwise(graph: Graph) -> int:
+    """``Conv(1x1) -> FusedConv(3x3 depthwise, input_activation)`` becomes
+    ``ExpandDepthwise(x, w_expand, w_depthwise, b_depthwise, b_expand)``: the kernel computes
+    the expanded channels a group at a time and convolves each group while it is in cache,
+    so the block's largest tensor never goes to memory (or falls back to the two kernels)."""
+    uses = _Uses(graph)
+    count = 0
+    for dw in list(graph.nodes):
+        if (
+            dw.op_type != "FusedConv" or dw.domain != CPU_DOMAIN or not dw.attr("input_activation")
+            or len(dw.inputs) != 4
+        ):
+            continue
+        producer = uses.producer.get(dw.inputs[0])
+        if producer is None or not _pointwise_conv(graph, producer):
+            continue
+        if uses.only_reader(producer.outputs[0]) is not dw:
+            continue
+        w = graph.const(dw.inputs[1])
+        x = graph.values.get(producer.inputs[0])
+        if (
+            w is None or w.ndim != 4 or w.shape[1:] != (1, 3, 3) or w.dtype != np.float32
+            or x is None or x.dtype != np.float32 or (x.shape is not None and len(x.shape) != 4)
+            or any(int(v) != 1 for v in dw.attr("dilations") or [1, 1])
+            or [int(v) for v in dw.attr("strides") or [1, 1]] not in ([1, 1], [2, 2])
+        ):
+            continue
+        fused = GraphNode(
+            dw.name, "ExpandDepthwise", CPU_DOMAIN,
+            [producer.inputs[0], producer.inputs[1], dw.inputs[1], dw.inputs[2], dw.inputs[3]],
+            list(dw.outputs), dict(dw.attrs), producer.original + dw.original,
+        )
+        _replace(graph, [producer], dw, fused)
         uses = _Uses(graph)
         count += 1
     return count

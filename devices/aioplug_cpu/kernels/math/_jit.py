@@ -37,7 +37,8 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "PreActivation", "available", "bias_clip", "depthwise2d", "direct_conv", "gelu_erf", "layer_norm_last",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "direct_conv", "expand_depthwise",
+    "expand_depthwise_covers", "gelu_erf", "layer_norm_last",
     "max_pool2d", "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
     "WinogradWeights", "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
@@ -115,9 +116,12 @@ def warm_up() -> None:
         tiles = pointwise_weights(np.zeros((1, 1), np.float32))
         pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf)
         pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf, residual=out)
+        same, halved = Geometry((3, 3), (1, 1), (1, 1)), Geometry((2, 2), (1, 1), (0, 0))
+        expand_depthwise(x, tiles, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0)
+        expand_depthwise(even, tiles, bias, 0.0, 6.0, w, bias, halved, 2, 0.0, 6.0)
         taps = pointwise_weights(np.zeros((1, 9), np.float32))
-        direct_conv(x, taps, 1, (3, 3), 1, Geometry((3, 3), (1, 1), (1, 1)), bias, 0.0, 6.0)
-        direct_conv(x, taps, 1, (3, 3), 2, Geometry((2, 2), (1, 1), (1, 1)), bias, 0.0, 6.0, out[..., :2, :2].copy())
+        direct_conv(x, taps, 1, (3, 3), 1, same, bias, 0.0, 6.0)
+        direct_conv(even, taps, 1, (3, 3), 2, halved, bias, 0.0, 6.0, half.copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
         gelu_erf(x)
         rows = out.reshape(3, 3)
@@ -192,6 +196,42 @@ def depthwise2d(
             flat(x, weights, bias, low, high, out, top, left, *pre)
     else:
         k.depthwise(x, weights, bias, low, high, out, sy, sx, dy, dx, top, left, *pre)
+    return out
+
+
+def expand_depthwise_covers(height: int, width: int, geom: Geometry, stride: int) -> bool:
+    """Whether :func:`expand_depthwise` covers a 3x3 depthwise conv of this geometry over an
+    ``height`` x ``width`` plane: stride 1 with one pixel of padding on every side and
+    ``width > 1``, or stride 2 on even sizes halved, with ``top`` and ``left`` pads of 0 or 1."""
+    top, left = geom.begin
+    if stride == 1:
+        return geom.begin == (1, 1) and geom.end == (1, 1) and width > 1
+    return (
+        stride == 2 and height % 2 == 0 and width % 2 == 0 and top in (0, 1) and left in (0, 1)
+        and geom.out == (height // 2, width // 2)
+    )
+
+
+def expand_depthwise(
+    x: Array, expand: Array, expand_bias: Array, expand_low: float, expand_high: float,
+    weights: Array, bias: Array, geom: Geometry, stride: int, low: float, high: float,
+) -> Array | None:
+    """An expand 1x1 conv (``expand`` from :func:`pointwise_weights`, its bias and clip)
+    followed by a 3x3 depthwise conv (``weights`` from :func:`prepare_weights`, its bias and
+    clip) on a float32 ``(N, K, H, W)``, computed a group of channels at a time (see
+    ``_jit_kernels.expand_depthwise``); None when :func:`expand_depthwise_covers` says no;
+    only when :func:`available`."""
+    k = _need()
+    if x.dtype != np.float32 or x.ndim != 4 or weights.shape[1:] != (3, 3):
+        return None
+    if not expand_depthwise_covers(x.shape[2], x.shape[3], geom, stride):
+        return None
+    out = np.empty((x.shape[0], weights.shape[0], *geom.out), np.float32)
+    top, left = geom.begin
+    k.expand_depthwise(
+        np.ascontiguousarray(x), expand, expand_bias, expand_low, expand_high, weights, bias,
+        low, high, out, stride, top, left,
+    )
     return out
 
 

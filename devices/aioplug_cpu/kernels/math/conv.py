@@ -295,7 +295,7 @@ def _pre_activation(node: KernelNode) -> PreActivation | None:
     name = node.attr("input_activation")
     if not name:
         return None
-    bounds = _clip_bounds(
+    bounds = clip_bounds(
         str(name), float(node.attr("input_activation_alpha", 0.0)),
         float(node.attr("input_activation_beta", 0.0)),
     )
@@ -359,7 +359,7 @@ def conv_kernel(node: KernelNode, residual: bool = False) -> Kernel:
     return as_kernel(run, f"{exec_type}+add" if residual else exec_type)
 
 
-def _clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, float] | None:
+def clip_bounds(activation: str, alpha: float, beta: float) -> tuple[float, float] | None:
     """The ``[low, high]`` that Relu or Clip(alpha, beta) keeps; None for other activations."""
     if activation == "Relu":
         return 0.0, float(np.inf)
@@ -389,7 +389,7 @@ def _compiled_kernel(
     kernel = as_kernel(run, f"{exec_type}{suffix}")
 
     def fuse_activation(name: str, alpha: float, beta: float) -> Kernel | None:
-        bounds = _clip_bounds(name, alpha, beta)
+        bounds = clip_bounds(name, alpha, beta)
         if bounds is None or activation:
             return None
         lo, hi = bounds
