@@ -226,21 +226,43 @@ cost is mostly fixed overhead, which those avoid; larger ones gain from writing 
 
 
 @numba.njit(**_JIT_OPTIONS)
+def column_masks(
+    positions: int, pitch: int, left_col: int, right_col: int
+) -> tuple[Array, Array]:  # pragma: no cover - compiled
+    """Two masks over ``positions`` outputs laid ``pitch`` to a row: False at column
+    ``left_col`` of every row in the first and at ``right_col`` in the second (-1 for none),
+    where a kernel's left or right taps read the neighbouring row instead of the padding."""
+    keep_left = np.ones(positions, np.bool_)
+    keep_right = np.ones(positions, np.bool_)
+    for row in range(0, positions, pitch):
+        if left_col >= 0 and row + left_col < positions:
+            keep_left[row + left_col] = False
+        if right_col >= 0 and row + right_col < positions:
+            keep_right[row + right_col] = False
+    return keep_left, keep_right
+
+
+@numba.njit(**_JIT_OPTIONS)
 def depthwise3x3_same_small(
     x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
     pre: Array, pre_lo: float, pre_hi: float,
 ) -> None:  # pragma: no cover - compiled
     """:func:`depthwise3x3_s1_same` for small planes, as one function indexed with unsigned
     integers: the sum runs over the plane rounded up to a multiple of 8 (no scalar
-    remainder loop), into a scratch run copied out per channel."""
+    remainder loop), into a scratch run copied out per channel. The first and last columns'
+    outer taps, which read the neighbouring rows, are left out by a select on two column
+    masks in the same loop (recomputing those columns after it cost as much as the loop on
+    14x14 planes)."""
     n_img, channels, height, width = x.shape
     hw = height * width
     run = (hw + 7) // 8 * 8
     lo32, hi32 = np.float32(lo), np.float32(hi)
     in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    zero = np.float32(0.0)
     # slack, zero row, body, zero row, slack, and room for the rounded-up run's reads
     plane = np.zeros(run + 2 * width + 2, np.float32)
     acc = np.empty(run, np.float32)
+    keep_left, keep_right = column_masks(run, width, 0, width - 1)
     xf = x.reshape(n_img, channels * hw)
     of = out.reshape(n_img, channels * hw)
     u_w, u_hw = _u(width), _u(hw)
@@ -261,25 +283,14 @@ def depthwise3x3_same_small(
             w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
             bc = np.float32(bias[c])
             for i in range(_u(run)):
+                outer_left = w0 * plane[i] + w3 * plane[i + t3] + w6 * plane[i + t6]
+                outer_right = w2 * plane[i + t2] + w5 * plane[i + t5] + w8 * plane[i + t8]
                 v = (
-                    bc + w0 * plane[i] + w1 * plane[i + t1] + w2 * plane[i + t2]
-                    + w3 * plane[i + t3] + w4 * plane[i + t4] + w5 * plane[i + t5]
-                    + w6 * plane[i + t6] + w7 * plane[i + t7] + w8 * plane[i + t8]
+                    bc + w1 * plane[i + t1] + w4 * plane[i + t4] + w7 * plane[i + t7]
+                    + (outer_left if keep_left[i] else zero)
+                    + (outer_right if keep_right[i] else zero)
                 )
                 acc[i] = min(max(v, lo32), hi32)
-            for oy in range(_u(height)):  # first and last column: their six inner taps
-                i = oy * u_w
-                j = i + u_w - _u(1)
-                left = (
-                    bc + w1 * plane[i + t1] + w2 * plane[i + t2] + w4 * plane[i + t4]
-                    + w5 * plane[i + t5] + w7 * plane[i + t7] + w8 * plane[i + t8]
-                )
-                right = (
-                    bc + w0 * plane[j] + w1 * plane[j + t1] + w3 * plane[j + t3]
-                    + w4 * plane[j + t4] + w6 * plane[j + t6] + w7 * plane[j + t7]
-                )
-                acc[i] = min(max(left, lo32), hi32)
-                acc[j] = min(max(right, lo32), hi32)
             for i in range(u_hw):
                 ys[base + i] = acc[i]
 
@@ -318,7 +329,8 @@ def depthwise3x3_s2_even_small(
     """:func:`depthwise3x3_s2_even` for small planes, whose rows of 7 or 14 outputs would be
     mostly a vector loop's scalar remainder: the sum runs over the flat ``out_h * W``
     positions rounded up to a multiple of 8 (those past ``out_w`` in each row are dropped
-    when copied out), one function indexed with unsigned integers."""
+    when copied out), one function indexed with unsigned integers; the column next to the
+    padding leaves out its outer taps by a select on a column mask, in the same loop."""
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     half = width // 2
@@ -326,16 +338,22 @@ def depthwise3x3_s2_even_small(
     run = (out_h * width + 7) // 8 * 8
     lo32, hi32 = np.float32(lo), np.float32(hi)
     in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    zero = np.float32(0.0)
     size = (height + 4) * half + 4 + run  # slack, zero row, body, the run's reads past it
     even = np.zeros(size, np.float32)
     odd = np.zeros(size, np.float32)
     acc = np.empty(run, np.float32)
     xf = x.reshape(n_img, channels * hw)
     of = out.reshape(n_img, channels * out_h * out_w)
-    u_half, u_w, u_ow = _u(half), _u(width), _u(out_w)
+    u_half, u_ow = _u(half), _u(out_w)
     body = _u(1) + u_half
     r0, taps, first, fix = s2_even_offsets(top, left, half, out_w)
     a0, a1, a2, a3, a4, a5, a6, a7, a8 = taps
+    # left pad 1: column 0's left taps read the row before; 0: the last column's right taps
+    fix_col = np.int64(fix)
+    keep_left, keep_right = column_masks(
+        run, width, fix_col if left == 1 else np.int64(-1), fix_col if left == 0 else np.int64(-1)
+    )
     side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
     for n in range(n_img):
         xs, ys = xf[n], of[n]
@@ -351,22 +369,17 @@ def depthwise3x3_s2_even_small(
             w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
             bc = np.float32(bias[c])
             for i in range(_u(run)):
+                outer_left = w0 * side[i + a0] + w3 * side[i + a3] + w6 * side[i + a6]
+                outer_right = w2 * side[i + a2] + w5 * side[i + a5] + w8 * side[i + a8]
                 v = (
-                    bc + w0 * side[i + a0] + w1 * mid[i + a1] + w2 * side[i + a2]
-                    + w3 * side[i + a3] + w4 * mid[i + a4] + w5 * side[i + a5]
-                    + w6 * side[i + a6] + w7 * mid[i + a7] + w8 * side[i + a8]
+                    bc + w1 * mid[i + a1] + w4 * mid[i + a4] + w7 * mid[i + a7]
+                    + (outer_left if keep_left[i] else zero)
+                    + (outer_right if keep_right[i] else zero)
                 )
-                acc[i] = min(max(v, lo32), hi32)
-            for oy in range(_u(out_h)):
-                i = oy * u_w + fix
-                v = bc
-                for ky in range(3):
-                    j = r0 + _u(ky) * u_half + i
-                    v += w[c, ky, first] * even[j] + w[c, ky, first + 1] * odd[j]
                 acc[i] = min(max(v, lo32), hi32)
             dst = _u(c) * _u(out_h) * u_ow
             for oy in range(_u(out_h)):
-                src = oy * u_w
+                src = oy * _u(width)
                 row = dst + oy * u_ow
                 for ox in range(u_ow):
                     ys[row + ox] = acc[src + ox]
