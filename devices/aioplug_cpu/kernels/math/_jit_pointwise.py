@@ -39,8 +39,6 @@ TILE_ROWS = 6
 TILE_COLS = 16
 """Pixels per tile: two 8-float vectors."""
 _VECTORS = TILE_COLS // 8
-PACK_DEPTH = 512
-"""On few pixels, inputs with more channels than this are copied strip by strip first."""
 PACK_PIXELS = 64
 """On fewer pixels than this (7x7 planes), inputs are copied strip by strip first."""
 PREFETCH = 384
@@ -337,12 +335,13 @@ def pointwise(
     ``(N, K, P)``, ``y`` and ``z`` ``(N, M, P)``, and ``W`` from :func:`pack_weights`, one
     matrix for all images or one each.
 
-    Full 16-pixel strips run in place or, on small planes with a deep input or on 7x7
-    planes, from contiguous copies: there every weight tile walks all ``K`` rows of every
-    strip, rows a plane apart that straddle cache lines, which the caches follow badly in
-    place and well in order (measured: 7-13% faster on MobileNetV2's 7x7 and 576-channel
-    layers, slower elsewhere). The last partial strip runs on zero-padded copies, one
-    vector wide when it has at most 8 pixels."""
+    Full 16-pixel strips run in place or, on 7x7 planes, from contiguous copies: there every
+    weight tile walks all ``K`` rows of every strip, rows 49 floats apart that straddle cache
+    lines, which the caches follow badly in place and well in order (7x7 layers 10-25%
+    faster; on 14x14 planes the copy costs more than it saves: MobileNetV2's 576-channel
+    layers 0.237 -> 0.214 ms without it). A last strip of at most :data:`COLUMN_PIXELS`
+    pixels runs on :func:`_column`; a longer one on zero-padded copies, one vector wide when
+    it has at most 8 pixels."""
     n_img, k_len, pixels = x.shape
     m = y.shape[1]
     tiles = w.shape[1]
@@ -352,7 +351,7 @@ def pointwise(
     rest = pixels - full
     rest_vectors = 1 if rest <= 8 else 2
     strip = k_len * TILE_COLS
-    pack = pixels <= SMALL_PIXELS and (pixels < PACK_PIXELS or k_len > PACK_DEPTH)
+    pack = pixels < PACK_PIXELS
     packed = np.empty(strips * strip if pack else 0, np.float32)
     strip_x = np.zeros(strip, np.float32)
     strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
