@@ -40,7 +40,7 @@ def _definition(
         (5, 17, 15),  # fewer channels than a tile, fewer pixels than a strip
         (24, 40, 49),  # MobileNet's 7x7 planes (copied strip by strip): 3 strips, 1 pixel
         (10, 20, 100),  # a small plane, read in place
-        (8, 600, 100),  # a deep input on a small plane, copied strip by strip
+        (8, 600, 100),  # a deep input on a small plane, read in place
         (32, 16, 257),
         (6, 9, 18),  # two pixels past the strips, on the column kernel: k in two unrolled steps
         (11, 70, 35),  # three past; k = 70 leaves two for the unrolled loop's tail

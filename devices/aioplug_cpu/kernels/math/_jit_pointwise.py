@@ -389,9 +389,13 @@ def pointwise(
                           yb + t * TILE_ROWS * pixels + q * TILE_COLS, zf, k_len, ldx, pixels,
                           bias, t * TILE_ROWS, lo32, hi32, variant)
         if 0 < rest <= COLUMN_PIXELS:
+            # the last pixels' rows copied together: every tile reads all K of them
+            for k in range(k_len):
+                for j in range(rest):
+                    strip_x[k * rest + j] = xf[xb + k * pixels + full + j]
             for t in range(tiles):
-                _column(wn, t * w_step, xf, xb + full, yf, yb + t * TILE_ROWS * pixels + full,
-                        zf, k_len, pixels, pixels, bias, t * TILE_ROWS, lo32, hi32,
+                _column(wn, t * w_step, strip_x, 0, yf, yb + t * TILE_ROWS * pixels + full,
+                        zf, k_len, rest, pixels, bias, t * TILE_ROWS, lo32, hi32,
                         min(TILE_ROWS, m - t * TILE_ROWS), rest, residual)
         elif rest:
             for k in range(k_len):
