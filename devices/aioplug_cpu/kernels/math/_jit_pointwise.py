@@ -128,9 +128,10 @@ def _tile_codegen(indexed: bool) -> Any:
         ]
 
         def emit(rows: int, vectors: int, residual: bool) -> None:
-            for i in range(rows):
+            for i in range(rows):  # the sums start from the bias
+                shift = splat(builder.load(at(bp, const(i))))
                 for j in range(vectors):
-                    builder.store(zero, accs[i][j])
+                    builder.store(shift, accs[i][j])
             with cgutils.for_range(builder, k_len) as loop:
                 k = loop.index
                 if indexed:
@@ -148,10 +149,9 @@ def _tile_codegen(indexed: bool) -> Any:
                         builder.store(builder.call(fma, [wv, xs[j], acc]), accs[i][j])
             for i in range(rows):
                 row = builder.mul(const(i), ldy)
-                shift = splat(builder.load(at(bp, const(i))))
                 for j in range(vectors):
                     offset = builder.add(row, const(8 * j))
-                    v = builder.fadd(builder.load(accs[i][j]), shift)
+                    v = builder.load(accs[i][j])
                     if residual:
                         v = builder.fadd(v, load(zp, offset))
                     # compare-and-select keeps NaN, as Relu and Clip do
