@@ -31,7 +31,7 @@ from ._common import Array
 from ._erf import _C_T0, _QC32
 from ._jit_pointwise import pack_weights as pack_pointwise_weights  # noqa: F401 (for _jit)
 from ._jit_pointwise import SMALL_PIXELS as POINTWISE_SMALL_PIXELS  # noqa: F401 (for _jit)
-from ._jit_pointwise import TILE_ROWS, direct, pointwise  # noqa: F401 (for _jit)
+from ._jit_pointwise import TILE_ROWS, direct, pointwise, pointwise_into  # noqa: F401 (for _jit)
 
 _JIT_OPTIONS: dict[str, Any] = {
     "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
@@ -484,6 +484,112 @@ def depthwise(
                     row_out[ox] = min(max(row_out[ox], lo32), hi32)
 
 
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_s2_planes(
+    planes: Array, channel_len: int, odd_at: int, width: int, top: int, left: int, w: Array,
+    bias: Array, lo: float, hi: float, out: Array, out_w: int, keep_left: Array,
+    keep_right: Array, acc: Array,
+) -> None:  # pragma: no cover - compiled
+    """:func:`depthwise3x3_s2_even`'s sum for channels already split into their even and odd
+    columns: channel ``c``'s even columns at ``planes[c * channel_len + 1 + W / 2:]`` and its
+    odd ones ``odd_at`` further, each plane after a zero row (and one slack element) and
+    before zero rows, with ``keep_left`` and ``keep_right`` from :func:`column_masks` over
+    the ``out_h * W`` positions. Rows of at least 16 outputs are summed in place, shorter
+    ones over the flat positions (``acc``, rounded up to a multiple of 8) and copied out."""
+    channels = w.shape[0]
+    out_hw = out.size // channels
+    out_h = out_hw // out_w
+    half = width // 2
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    zero = np.float32(0.0)
+    _, taps, _, _ = s2_even_offsets(top, left, half, out_w)
+    a0, a1, a2, a3, a4, a5, a6, a7, a8 = taps
+    u_w, u_ow = _u(width), _u(out_w)
+    rows_in_place = out_w >= 16
+    for c in range(channels):
+        even = _u(c) * _u(channel_len)
+        odd = even + _u(odd_at)
+        side, mid = (odd, even) if left == 1 else (even, odd)  # outer and middle column taps
+        w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+        w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+        w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+        bc = np.float32(bias[c])
+        dst = _u(c) * _u(out_hw)
+        if rows_in_place:
+            for oy in range(_u(out_h)):
+                src = oy * u_w
+                row = dst + oy * u_ow
+                for ox in range(u_ow):
+                    i = src + ox
+                    s, m = side + i, mid + i
+                    outer_left = w0 * planes[s + a0] + w3 * planes[s + a3] + w6 * planes[s + a6]
+                    outer_right = w2 * planes[s + a2] + w5 * planes[s + a5] + w8 * planes[s + a8]
+                    v = (
+                        bc + w1 * planes[m + a1] + w4 * planes[m + a4] + w7 * planes[m + a7]
+                        + (outer_left if keep_left[i] else zero)
+                        + (outer_right if keep_right[i] else zero)
+                    )
+                    out[row + ox] = min(max(v, lo32), hi32)
+            continue
+        for i in range(_u(acc.size)):
+            s, m = side + i, mid + i
+            outer_left = w0 * planes[s + a0] + w3 * planes[s + a3] + w6 * planes[s + a6]
+            outer_right = w2 * planes[s + a2] + w5 * planes[s + a5] + w8 * planes[s + a8]
+            v = (
+                bc + w1 * planes[m + a1] + w4 * planes[m + a4] + w7 * planes[m + a7]
+                + (outer_left if keep_left[i] else zero)
+                + (outer_right if keep_right[i] else zero)
+            )
+            acc[i] = min(max(v, lo32), hi32)
+        for oy in range(_u(out_h)):
+            src = oy * u_w
+            row = dst + oy * u_ow
+            for ox in range(u_ow):
+                out[row + ox] = acc[src + ox]
+
+
+GROUP_BYTES = 96 * 1024
+""":func:`expand_depthwise` expands this many bytes of channels at a time (at least one tile):
+they stay in the second-level cache for the depthwise conv that reads them."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_same_planes(
+    planes: Array, plane_len: int, width: int, w: Array, bias: Array, lo: float, hi: float,
+    out: Array, keep_left: Array, keep_right: Array,
+) -> None:  # pragma: no cover - compiled
+    """:func:`depthwise3x3_same_small`'s sum for channels already in their padded planes:
+    channel ``c``'s ``H * W`` inputs at ``planes[c * plane_len + 1 + W:]``, after a zero row
+    (and one slack element) and before another, with ``keep_left`` and ``keep_right`` from
+    :func:`column_masks`; ``out`` is the channels' outputs, flat. Nothing is copied in or
+    out."""
+    channels = w.shape[0]
+    hw = out.size // channels
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    zero = np.float32(0.0)
+    u_w = _u(width)
+    t1, t2 = _u(1), _u(2)
+    t3, t4, t5 = u_w, u_w + _u(1), u_w + _u(2)
+    t6, t7, t8 = _u(2) * u_w, _u(2) * u_w + _u(1), _u(2) * u_w + _u(2)
+    for c in range(channels):
+        base = _u(c) * _u(plane_len)
+        dst = _u(c) * _u(hw)
+        w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
+        w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
+        w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
+        bc = np.float32(bias[c])
+        for i in range(_u(hw)):
+            j = base + i
+            outer_left = w0 * planes[j] + w3 * planes[j + t3] + w6 * planes[j + t6]
+            outer_right = w2 * planes[j + t2] + w5 * planes[j + t5] + w8 * planes[j + t8]
+            v = (
+                bc + w1 * planes[j + t1] + w4 * planes[j + t4] + w7 * planes[j + t7]
+                + (outer_left if keep_left[i] else zero)
+                + (outer_right if keep_right[i] else zero)
+            )
+            out[dst + i] = min(max(v, lo32), hi32)
+
+
 GROUP_BYTES = 96 * 1024
 """:func:`expand_depthwise` expands this many bytes of channels at a time (at least one tile):
 they stay in the second-level cache for the depthwise conv that reads them."""
@@ -500,17 +606,40 @@ def expand_depthwise(
     depthwise weights ``(C, 3, 3)`` and ``out`` ``(N, C, OH, OW)``, with the geometry of
     :func:`depthwise3x3_s1_same` (stride 1) or :func:`depthwise3x3_s2_even` (stride 2).
 
-    The expanded channels are computed a group at a time (:data:`GROUP_BYTES`) into a scratch
-    buffer and convolved from there: the block's largest tensor (MobileNetV2's 96x112x112,
-    4.8 MB) never goes out to memory and back, only one group of it to the second-level
-    cache."""
+    The expanded channels are computed a group at a time (:data:`GROUP_BYTES`) and convolved
+    from there: the block's largest tensor (MobileNetV2's 96x112x112, 4.8 MB) never goes
+    out to memory and back, only one group of it to the second-level cache. The tiles store
+    each channel straight into the zero-padded plane (stride 1) or the even and odd column
+    planes (stride 2, whole strips) that the depthwise sum reads as they are
+    (:func:`depthwise3x3_same_planes`, :func:`depthwise3x3_s2_planes`); otherwise the
+    depthwise kernel splits a copy."""
     n_img, k_len, height, width = x.shape
     channels = w.shape[0]
     hw = height * width
     out_h, out_w = out.shape[2], out.shape[3]
     tiles = expand.shape[1]
-    per_group = max(1, GROUP_BYTES // (TILE_ROWS * hw * 4))
-    scratch = np.empty(per_group * TILE_ROWS * hw, np.float32)
+    half = width // 2
+    # the tiles split each channel into its column phases as they store it, when its
+    # pixels fill whole strips; otherwise the depthwise kernel splits a copy
+    split = stride == 2 and hw % 16 == 0
+    run = (out_h * width + 7) // 8 * 8
+    if stride == 1:
+        plane_len = hw + 2 * width + 2  # slack, zero row, body, zero row, slack
+        keep_left, keep_right = column_masks(hw, width, 0, width - 1)
+    elif split:
+        plane_len = 2 * ((height + 4) * half + 4 + run)  # each phase: as depthwise3x3_s2_even
+        fix = np.int64(s2_even_offsets(top, left, half, out_w)[3])
+        keep_left, keep_right = column_masks(
+            run, width, fix if left == 1 else np.int64(-1), fix if left == 0 else np.int64(-1)
+        )
+    else:
+        plane_len = hw
+        keep_left, keep_right = column_masks(0, 1, -1, -1)
+    per_group = max(1, GROUP_BYTES // (TILE_ROWS * plane_len * 4))
+    # zero rows around each plane's body, which the tiles never write
+    planes = np.zeros(per_group * TILE_ROWS * plane_len, np.float32)
+    odd_planes = planes[plane_len // 2 :]
+    acc = np.empty(run, np.float32)
     no_pre = np.zeros(channels, np.float32)
     inf = np.float32(np.inf)
     small = hw <= SMALL_PLANE
@@ -520,20 +649,30 @@ def expand_depthwise(
             t1 = min(tiles, t0 + per_group)
             c0, c1 = t0 * TILE_ROWS, min(channels, t1 * TILE_ROWS)
             group = c1 - c0
-            y = scratch[: group * hw].reshape((1, group, hw))
             tile_w = expand[0, t0:t1].reshape((1, t1 - t0, k_len, TILE_ROWS))
-            pointwise(xs, tile_w, e_bias[c0:c1], e_lo, e_hi, y, False, y)
-            planes = y.reshape((1, group, height, width))
-            o = out[n, c0:c1].reshape((1, group, out_h, out_w))
-            wg, bg = w[c0:c1], bias[c0:c1]
-            if stride == 1 and small:
-                depthwise3x3_same_small(planes, wg, bg, lo, hi, o, no_pre, -inf, inf)
-            elif stride == 1:
-                depthwise3x3_s1_same(planes, wg, bg, lo, hi, o, no_pre, -inf, inf)
-            elif small:
-                depthwise3x3_s2_even_small(planes, wg, bg, lo, hi, o, top, left, no_pre, -inf, inf)
+            wg, bg, eg = w[c0:c1], bias[c0:c1], e_bias[c0:c1]
+            o = out[n, c0:c1].reshape(group * out_h * out_w)
+            if stride == 1:
+                pointwise_into(xs, tile_w, eg, e_lo, e_hi, planes, False, planes, 1 + width,
+                               plane_len, group, False)
+                depthwise3x3_same_planes(planes, plane_len, width, wg, bg, lo, hi, o,
+                                         keep_left, keep_right)
+            elif split:
+                pointwise_into(xs, tile_w, eg, e_lo, e_hi, odd_planes, False, planes, 1 + half,
+                               plane_len, group, True)
+                depthwise3x3_s2_planes(planes, plane_len, plane_len // 2, width, top, left, wg,
+                                       bg, lo, hi, o, out_w, keep_left, keep_right, acc)
             else:
-                depthwise3x3_s2_even(planes, wg, bg, lo, hi, o, top, left, no_pre, -inf, inf)
+                y = planes[: group * hw].reshape((1, group, hw))
+                pointwise(xs, tile_w, eg, e_lo, e_hi, y, False, y)
+                phases = y.reshape((1, group, height, width))
+                o4 = o.reshape((1, group, out_h, out_w))
+                if small:
+                    depthwise3x3_s2_even_small(phases, wg, bg, lo, hi, o4, top, left, no_pre,
+                                               -inf, inf)
+                else:
+                    depthwise3x3_s2_even(phases, wg, bg, lo, hi, o4, top, left, no_pre, -inf,
+                                         inf)
 
 
 @numba.njit(**_JIT_OPTIONS)

@@ -127,7 +127,35 @@ def _tile_codegen(indexed: bool) -> Any:
             for _ in range(TILE_ROWS)
         ]
 
-        def emit(rows: int, vectors: int, residual: bool) -> None:
+        evens = ir.Constant(ir.VectorType(i32, 8), list(range(0, 16, 2)))
+        odds = ir.Constant(ir.VectorType(i32, 8), list(range(1, 16, 2)))
+
+        def clip(v: Any) -> Any:
+            # compare-and-select keeps NaN, as Relu and Clip do
+            v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+            return builder.select(builder.fcmp_ordered(">", v, high), high, v)
+
+        def store(rows: int, vectors: int, residual: bool) -> None:
+            for i in range(rows):
+                row = builder.mul(const(i), ldy)
+                for j in range(vectors):
+                    offset = builder.add(row, const(8 * j))
+                    v = builder.load(accs[i][j])
+                    if residual:
+                        v = builder.fadd(v, load(zp, offset))
+                    builder.store(clip(v), builder.bitcast(at(yp, offset), v8p), align=4)
+
+        def store_split(rows: int) -> None:
+            # each row's 16 pixels as its 8 even ones at y and its 8 odd ones at z
+            for i in range(rows):
+                row = builder.mul(const(i), ldy)
+                first, second = (clip(builder.load(accs[i][j])) for j in range(2))
+                builder.store(builder.shuffle_vector(first, second, evens),
+                              builder.bitcast(at(yp, row), v8p), align=4)
+                builder.store(builder.shuffle_vector(first, second, odds),
+                              builder.bitcast(at(zp, row), v8p), align=4)
+
+        def emit(rows: int, vectors: int, residual: bool, split: bool = False) -> None:
             for i in range(rows):  # the sums start from the bias
                 shift = splat(builder.load(at(bp, const(i))))
                 for j in range(vectors):
@@ -147,17 +175,10 @@ def _tile_codegen(indexed: bool) -> Any:
                     for j in range(vectors):
                         acc = builder.load(accs[i][j])
                         builder.store(builder.call(fma, [wv, xs[j], acc]), accs[i][j])
-            for i in range(rows):
-                row = builder.mul(const(i), ldy)
-                for j in range(vectors):
-                    offset = builder.add(row, const(8 * j))
-                    v = builder.load(accs[i][j])
-                    if residual:
-                        v = builder.fadd(v, load(zp, offset))
-                    # compare-and-select keeps NaN, as Relu and Clip do
-                    v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
-                    v = builder.select(builder.fcmp_ordered(">", v, high), high, v)
-                    builder.store(v, builder.bitcast(at(yp, offset), v8p), align=4)
+            if split:
+                store_split(rows)
+            else:
+                store(rows, vectors, residual)
 
         done = builder.append_basic_block("tile.done")
         switch = builder.switch(variant, done)
@@ -169,10 +190,22 @@ def _tile_codegen(indexed: bool) -> Any:
                     with builder.goto_block(block):
                         emit(rows, vectors, residual)
                         builder.branch(done)
+            block = builder.append_basic_block(f"tile.{rows}.split")
+            switch.add_case(const(_split_variant.py_func(rows)), block)
+            with builder.goto_block(block):
+                emit(rows, _VECTORS, False, split=True)
+                builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
 
     return codegen
+
+
+@numba.njit(inline="always", cache=True)
+def _split_variant(rows: int) -> int:
+    """The key of a splitting tile variant: ``rows`` output channels (1-6) by 16 pixels,
+    stored deinterleaved, even pixels at ``y`` and odd ones at ``z`` (see :func:`_tile`)."""
+    return 24 + rows - 1
 
 
 @intrinsic
@@ -333,7 +366,22 @@ def pointwise(
 ) -> None:  # pragma: no cover - compiled
     """``y[n] = clip(bias + W[n] @ x[n] (+ z[n]), lo, hi)`` for C-contiguous float32 ``x``
     ``(N, K, P)``, ``y`` and ``z`` ``(N, M, P)``, and ``W`` from :func:`pack_weights`, one
-    matrix for all images or one each.
+    matrix for all images or one each (see :func:`pointwise_into`)."""
+    pointwise_into(x, w, bias, lo, hi, z.reshape(z.size), residual, y.reshape(y.size), 0,
+                   x.shape[2], y.shape[1], False)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def pointwise_into(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, zf: Array, residual: bool,
+    yf: Array, y_base: int, pitch: int, m: int, split: bool,
+) -> None:  # pragma: no cover - compiled
+    """:func:`pointwise` into the flat ``yf``: output channel ``c`` of image ``n`` at
+    ``y_base + (n * m + c) * pitch`` (``pitch`` at least the pixel count: room between
+    the channels, as a padded plane has), the residual ``zf`` laid out the same. With
+    ``split`` (no residual; a pixel count that is a multiple of 16), each channel is stored
+    as its even pixels from there and its odd pixels at the same place in ``zf``: a
+    stride-2 conv's column phases.
 
     Full 16-pixel strips run in place or, on 7x7 planes, from contiguous copies: there every
     weight tile walks all ``K`` rows of every strip, rows 49 floats apart that straddle cache
@@ -343,7 +391,6 @@ def pointwise(
     pixels runs on :func:`_column`; a longer one on zero-padded copies, one vector wide when
     it has at most 8 pixels."""
     n_img, k_len, pixels = x.shape
-    m = y.shape[1]
     tiles = w.shape[1]
     lo32, hi32 = np.float32(lo), np.float32(hi)
     full = pixels // TILE_COLS * TILE_COLS
@@ -357,13 +404,11 @@ def pointwise(
     strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
     strip_z = np.zeros(TILE_ROWS * TILE_COLS, np.float32)
     xf = x.reshape(x.size)
-    yf = y.reshape(y.size)
-    zf = z.reshape(z.size)
     w_step = k_len * TILE_ROWS
     for n in range(n_img):
         wn = w[n] if w.shape[0] > 1 else w[0]
         xb = n * k_len * pixels
-        yb = n * m * pixels
+        yb = y_base + n * m * pitch
         if pack:
             for s in range(strips):
                 for k in range(k_len):
@@ -374,19 +419,22 @@ def pointwise(
         # the input (or its strip) read at x_src + p_step * strip index, rows ldx apart
         x_src, p_step, ldx = (packed, strip, TILE_COLS) if pack else (xf, TILE_COLS, pixels)
         x0 = 0 if pack else xb
+        y_step = TILE_COLS // 2 if split else TILE_COLS  # a strip's place in y
         if pixels <= SMALL_PIXELS:
             for t in range(tiles):
-                variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
-                y0 = yb + t * TILE_ROWS * pixels
+                rows = min(TILE_ROWS, m - t * TILE_ROWS)
+                variant = _split_variant(rows) if split else _variant(rows, _VECTORS, residual)
+                y0 = yb + t * TILE_ROWS * pitch
                 for q in range(strips):
-                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf, y0 + q * TILE_COLS, zf,
-                          k_len, ldx, pixels, bias, t * TILE_ROWS, lo32, hi32, variant)
+                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf, y0 + q * y_step, zf,
+                          k_len, ldx, pitch, bias, t * TILE_ROWS, lo32, hi32, variant)
         else:
             for q in range(strips):
                 for t in range(tiles):
-                    variant = _variant(min(TILE_ROWS, m - t * TILE_ROWS), _VECTORS, residual)
+                    rows = min(TILE_ROWS, m - t * TILE_ROWS)
+                    variant = _split_variant(rows) if split else _variant(rows, _VECTORS, residual)
                     _tile(wn, t * w_step, x_src, x0 + q * p_step, yf,
-                          yb + t * TILE_ROWS * pixels + q * TILE_COLS, zf, k_len, ldx, pixels,
+                          yb + t * TILE_ROWS * pitch + q * y_step, zf, k_len, ldx, pitch,
                           bias, t * TILE_ROWS, lo32, hi32, variant)
         if 0 < rest <= COLUMN_PIXELS:
             # the last pixels' rows copied together: every tile reads all K of them
@@ -394,8 +442,8 @@ def pointwise(
                 for j in range(rest):
                     strip_x[k * rest + j] = xf[xb + k * pixels + full + j]
             for t in range(tiles):
-                _column(wn, t * w_step, strip_x, 0, yf, yb + t * TILE_ROWS * pixels + full,
-                        zf, k_len, rest, pixels, bias, t * TILE_ROWS, lo32, hi32,
+                _column(wn, t * w_step, strip_x, 0, yf, yb + t * TILE_ROWS * pitch + full,
+                        zf, k_len, rest, pitch, bias, t * TILE_ROWS, lo32, hi32,
                         min(TILE_ROWS, m - t * TILE_ROWS), rest, residual)
         elif rest:
             for k in range(k_len):
@@ -403,17 +451,17 @@ def pointwise(
                     strip_x[k * TILE_COLS + j] = xf[xb + k * pixels + full + j]
             for t in range(tiles):
                 rows = min(TILE_ROWS, m - t * TILE_ROWS)
-                y0 = yb + t * TILE_ROWS * pixels + full
+                y0 = yb + t * TILE_ROWS * pitch + full
                 if residual:
                     for i in range(rows):
                         for j in range(rest):
-                            strip_z[i * TILE_COLS + j] = zf[y0 + i * pixels + j]
+                            strip_z[i * TILE_COLS + j] = zf[y0 + i * pitch + j]
                 _tile(wn, t * w_step, strip_x, 0, strip_y, 0, strip_z, k_len, TILE_COLS,
                       TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
                       _variant(rows, rest_vectors, residual))
                 for i in range(rows):
                     for j in range(rest):
-                        yf[y0 + i * pixels + j] = strip_y[i * TILE_COLS + j]
+                        yf[y0 + i * pitch + j] = strip_y[i * TILE_COLS + j]
 
 
 @numba.njit(**_JIT_OPTIONS)
