@@ -374,7 +374,9 @@ def test_the_expand_conv_fuses_into_its_depthwise_conv(kernel_kind: str) -> None
     (8, 12, 2, "1111", True),  # top and left pads of 1
     (8, 14, 2, "SAME_UPPER", True),  # top and left pads of 0; a partial tile of channels
     (48, 14, 1, "1111", True),  # large planes, a group of channels at a time
-    (48, 14, 2, [0, 1, 1, 0], True),
+    (48, 14, 2, [0, 1, 1, 0], True),  # split as stored, rows of 24 summed in place
+    (6, 12, 2, "1111", True),  # 36 pixels, not whole strips: the depthwise kernel splits
+    (34, 8, 2, "1111", True),  # the same on a large plane
     (9, 12, 2, "1111", False),  # an odd plane at stride 2: the two kernels
     (8, 12, 1, [0, 1, 2, 1], False),  # not the same size out: the two kernels
 ])
