@@ -652,20 +652,18 @@ def expand_depthwise(
             tile_w = expand[0, t0:t1].reshape((1, t1 - t0, k_len, TILE_ROWS))
             wg, bg, eg = w[c0:c1], bias[c0:c1], e_bias[c0:c1]
             o = out[n, c0:c1].reshape(group * out_h * out_w)
+            # the tiles' one call: into the padded planes, the column phases, or plain rows
+            base = 1 + width if stride == 1 else (1 + half if split else 0)
+            pointwise_into(xs, tile_w, eg, e_lo, e_hi, odd_planes, False, planes, base,
+                           plane_len, group, split)
             if stride == 1:
-                pointwise_into(xs, tile_w, eg, e_lo, e_hi, planes, False, planes, 1 + width,
-                               plane_len, group, False)
                 depthwise3x3_same_planes(planes, plane_len, width, wg, bg, lo, hi, o,
                                          keep_left, keep_right)
             elif split:
-                pointwise_into(xs, tile_w, eg, e_lo, e_hi, odd_planes, False, planes, 1 + half,
-                               plane_len, group, True)
                 depthwise3x3_s2_planes(planes, plane_len, plane_len // 2, width, top, left, wg,
                                        bg, lo, hi, o, out_w, keep_left, keep_right, acc)
             else:
-                y = planes[: group * hw].reshape((1, group, hw))
-                pointwise(xs, tile_w, eg, e_lo, e_hi, y, False, y)
-                phases = y.reshape((1, group, height, width))
+                phases = planes[: group * hw].reshape((1, group, height, width))
                 o4 = o.reshape((1, group, out_h, out_w))
                 if small:
                     depthwise3x3_s2_even_small(phases, wg, bg, lo, hi, o4, top, left, no_pre,

@@ -420,22 +420,17 @@ def pointwise_into(
         x_src, p_step, ldx = (packed, strip, TILE_COLS) if pack else (xf, TILE_COLS, pixels)
         x0 = 0 if pack else xb
         y_step = TILE_COLS // 2 if split else TILE_COLS  # a strip's place in y
-        if pixels <= SMALL_PIXELS:
-            for t in range(tiles):
+        # small planes: each weight tile over every strip; large: each strip for every tile
+        by_tile = pixels <= SMALL_PIXELS
+        outer, inner = (tiles, strips) if by_tile else (strips, tiles)
+        for a in range(outer):
+            for b in range(inner):
+                t, q = (a, b) if by_tile else (b, a)
                 rows = min(TILE_ROWS, m - t * TILE_ROWS)
                 variant = _split_variant(rows) if split else _variant(rows, _VECTORS, residual)
-                y0 = yb + t * TILE_ROWS * pitch
-                for q in range(strips):
-                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf, y0 + q * y_step, zf,
-                          k_len, ldx, pitch, bias, t * TILE_ROWS, lo32, hi32, variant)
-        else:
-            for q in range(strips):
-                for t in range(tiles):
-                    rows = min(TILE_ROWS, m - t * TILE_ROWS)
-                    variant = _split_variant(rows) if split else _variant(rows, _VECTORS, residual)
-                    _tile(wn, t * w_step, x_src, x0 + q * p_step, yf,
-                          yb + t * TILE_ROWS * pitch + q * y_step, zf, k_len, ldx, pitch,
-                          bias, t * TILE_ROWS, lo32, hi32, variant)
+                _tile(wn, t * w_step, x_src, x0 + q * p_step, yf,
+                      yb + t * TILE_ROWS * pitch + q * y_step, zf, k_len, ldx, pitch, bias,
+                      t * TILE_ROWS, lo32, hi32, variant)
         if 0 < rest <= COLUMN_PIXELS:
             # the last pixels' rows copied together: every tile reads all K of them
             for k in range(k_len):
