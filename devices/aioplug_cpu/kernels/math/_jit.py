@@ -11,8 +11,12 @@ numpy-facing wrappers, which the op kernels call when :func:`available`.
   phase for stride 2), taking the producer's bias and activation on the way, and every
   output of the flattened plane is one 9-tap sum at fixed offsets: one long vectorised loop.
 * A 1x1 convolution is a register-tiled matrix product written in LLVM IR
-  (``_jit_pointwise``) that adds the bias and a residual sum and clips as it stores; any
-  other GEMM convolution's bias, residual sum and Relu/Clip take one pass over its output.
+  (``_jit_pointwise``) that adds the bias and a residual sum and clips as it stores; a
+  convolution over few input channels (a stem) runs directly on the same tiles; any other
+  GEMM convolution's bias, residual sum and Relu/Clip take one pass over its output.
+* An inverted-residual block's expand 1x1 conv and 3x3 depthwise conv run as one kernel:
+  the tiles store a group of expanded channels straight into the padded (or column-split)
+  planes the depthwise sum reads, while they are in cache.
 * MaxPool reduces phase-split planes along rows, then columns, in long branch-free loops.
 * LayerNorm is one kernel; Softmax and Gelu are compiled passes around numpy's vectorised
   exp (Gelu's erf is a polynomial numpy would evaluate in about twenty passes).

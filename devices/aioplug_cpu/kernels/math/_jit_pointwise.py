@@ -1,24 +1,32 @@
-"""A register-tiled matrix product for 1x1 convolutions and Winograd's products, its
-micro-kernel written in LLVM IR through numba; imported only when numba is installed (by
-``_jit_kernels``).
+"""A register-tiled matrix product for 1x1 convolutions, Winograd's products and direct
+convolutions over few input channels, its micro-kernels written in LLVM IR through numba;
+imported only when numba is installed (by ``_jit_kernels``).
 
 ``y[n, m, p] = clip(bias[m] + sum_k W[n, m, k] * x[n, k, p] (+ z[n, m, p]), lo, hi)`` with
 one weight matrix for all images ``n`` (a 1x1 conv) or one each (Winograd's 16 products).
 The weights are packed once, when the model compiles, in tiles of six output channels,
-``(B, ceil(M / 6), K, 6)``, with zero rows past ``M``. A tile kernel keeps six output
-channels by 16 pixels in twelve 8-float vector registers for the whole sum over ``K``: per
-``k`` two vector loads of ``x``, six broadcast weights, twelve fused multiply-adds. The input
-is read where it lies (no packed copy, unlike a BLAS call), and the bias, a residual and
-the clip are applied to the registers before the one store: the output is written once.
+``(B, ceil(M / 6), K, 6)``, with zero rows past ``M``. A tile kernel (:func:`_tile`) keeps
+six output channels by 16 pixels in twelve 8-float vector registers for the whole sum over
+``K``, started from the bias: per ``k`` two vector loads of ``x``, six broadcast weights,
+twelve fused multiply-adds, and a prefetch of the weights well ahead (on small planes they
+come from far caches). The input is read where it lies (no packed copy, unlike a BLAS call,
+but on 7x7 planes), and a residual and the clip are applied to the registers before the one
+store: the output is written once, as it is, into a padded plane, or split into its even and
+odd pixels for a stride-2 conv that reads it. The last 1-4 pixels of a row run on
+:func:`_column`, which holds a tile's six weights in one vector and broadcasts the pixels.
 LLVM picks the instructions for the machine (AVX2 FMA where there is one, pairs of 4-float
 vectors elsewhere).
 
-It runs on one thread, so the CPU device uses it for 1x1 convs of models with one thread
-per stream (with more, BLAS uses them), where it beats OpenBLAS's ``sgemm`` (through
-``np.matmul``) plus the epilogue pass that needs: on MobileNetV2's 1x1 convs, in the
-model, 8.74 ms against 9.50 ms for the same layers. On products over few columns, where
-OpenBLAS is slow, it wins at any thread count: Winograd's 512x512 by 16 tiles take 2.94 ms
-against 6.15 ms. ``tests/cpu/test_jit_pointwise.py`` checks it against the definition.
+:func:`direct` runs a conv over few input channels (a network's stem) on the same tiles: each
+image split once into its stride x stride phase planes, where every tap of a run of outputs
+is a contiguous run of one plane, read at a per-``k`` offset (:func:`_tile_indexed`).
+
+It runs on one thread, so the CPU device uses it for models with one thread per stream
+(with more, BLAS uses them), where it beats OpenBLAS's ``sgemm`` (through ``np.matmul``) plus
+the epilogue pass that needs; on products over few columns, where OpenBLAS is slow, it wins
+at any thread count: Winograd's 512x512 by 16 tiles take 2.94 ms against 6.15 ms.
+``tests/cpu/test_jit_pointwise.py`` and ``tests/cpu/test_jit_direct.py`` check it against
+the definition.
 """
 
 from __future__ import annotations
