@@ -369,6 +369,56 @@ def test_the_expand_conv_fuses_into_its_depthwise_conv(kernel_kind: str) -> None
     assert set(fused.original) == names
 
 
+def stem_block(stride: int, dw_stride: int, size: int, pads: list[int] | str) -> onnx.ModelProto:
+    """A stem (3 -> 10 channels, 3x3) + Clip(0, 6) -> 3x3 depthwise + Relu, as MobileNetV2
+    begins; ``pads`` the stem's, as a list or an ``auto_pad`` mode."""
+    inits = [const("ws", rng.standard_normal((10, 3, 3, 3)).astype(np.float32)),
+             const("bs", rng.standard_normal(10).astype(np.float32)),
+             const("wd", rng.standard_normal((10, 1, 3, 3)).astype(np.float32)),
+             const("lo", np.array(0, np.float32)), const("hi", np.array(6, np.float32))]
+    padding: dict[str, object] = {"pads": pads} if isinstance(pads, list) else {"auto_pad": pads}
+    return model(
+        [
+            helper.make_node("Conv", ["x", "ws", "bs"], ["s"], name="stem",
+                             strides=[stride, stride], **padding),
+            helper.make_node("Clip", ["s", "lo", "hi"], ["a"]),
+            helper.make_node("Conv", ["a", "wd"], ["d"], name="dw", group=10,
+                             pads=[1, 1, 1, 1], strides=[dw_stride, dw_stride]),
+            helper.make_node("Relu", ["d"], ["y"]),
+        ],
+        [f32("x", [2, 3, size, size])], [f32("y", [2, 10, "h", "w"])], inits,
+    )
+
+
+@pytest.mark.parametrize("stride, dw_stride, size, pads, fused", [
+    (2, 1, 32, [1, 1, 1, 1], True),  # MobileNetV2's stem and first depthwise conv
+    (1, 1, 19, "SAME_UPPER", True),
+    (2, 2, 36, [0, 0, 1, 1], True),  # a stride-2 depthwise conv after the stem
+    (2, 2, 34, [1, 1, 1, 1], False),  # 17x17 between them: not the fused geometry
+])
+async def test_a_stem_fuses_with_its_depthwise_conv(
+    stride: int, dw_stride: int, size: int, pads: list[int] | str, fused: bool
+) -> None:
+    feeds = {"x": rng.standard_normal((2, 3, size, size)).astype(np.float32)}
+    proto = stem_block(stride, dw_stride, size, pads)
+    passes = [fuse_activations, move_activation_into_depthwise, fuse_expand_depthwise,
+              remove_dead_nodes]
+    graph = check(proto, passes, feeds)
+    assert ops(graph) == ["ExpandDepthwise"]
+    expected = ReferenceEvaluator(proto).run(None, feeds)[0]
+    for threads in (1, 2):
+        async with aioplug.Core() as core:
+            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
+            compiled = await core.compile_model(proto, "CPU", config)
+            request = compiled.create_infer_request()
+            got = (await request.infer(feeds))["y"]
+            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        one_kernel = fused and threads == 1 and _jit.available()
+        assert (records["dw"] == "direct_depthwise_jit+relu") == one_kernel
+        assert ("|" in records["dw"]) != one_kernel  # else the two convs' kernels
+
+
 @pytest.mark.parametrize("size, channels, stride, pads, fused", [
     (8, 12, 1, "1111", True),
     (8, 12, 2, "1111", True),  # top and left pads of 1
@@ -415,4 +465,7 @@ test_a_moved_activation_survives_export_and_import = pytest.mark.anyio(
 )
 test_fused_blocks_match_the_reference_on_one_and_two_threads = pytest.mark.anyio(
     test_fused_blocks_match_the_reference_on_one_and_two_threads
+)
+test_a_stem_fuses_with_its_depthwise_conv = pytest.mark.anyio(
+    test_a_stem_fuses_with_its_depthwise_conv
 )

@@ -22,7 +22,7 @@ from ..kernels.math._erf import gelu_erf
 from ..kernels.math import _jit
 from ..kernels.math._jit import layer_norm_last, warm_up_for
 from ..kernels.math._spatial import window_attrs
-from ..kernels.math.conv import clip_bounds, conv_kernel
+from ..kernels.math.conv import DIRECT_CHANNELS, clip_bounds, conv_kernel
 
 __all__ = ["ACTIVATIONS", "CPU_DOMAIN", "FUSABLE_BASES"]
 
@@ -151,27 +151,36 @@ def conv_add(node: KernelNode) -> Kernel:
     return conv_kernel(node, residual=True)
 
 
+EXPAND_PREFIX = "expand_"
+"""``ExpandDepthwise`` keeps its expand conv's attributes under this prefix (none: a 1x1)."""
+
+
 @kernel("ExpandDepthwise", 1, CPU_DOMAIN)
 def expand_depthwise(node: KernelNode) -> Kernel:
-    """``FusedConv(depthwise)(Conv(x, w_expand), w, b, b_expand)``: the expand 1x1 conv's
-    output, with ``b_expand`` and the ``input_activation`` applied, convolved by the 3x3
-    depthwise conv with ``b`` and its ``activation``. On the compiled kernels at one thread
-    per stream, one kernel computes and convolves a group of expanded channels at a time
+    """``FusedConv(depthwise)(Conv(x, w_expand), w, b, b_expand)``: the expand conv's output
+    (a 1x1 conv, or a stem over few channels with its ``expand_*`` attributes), with
+    ``b_expand`` and the ``input_activation`` applied, convolved by the 3x3 depthwise conv
+    with ``b`` and its ``activation``. On the compiled kernels at one thread per stream, one
+    kernel computes and convolves a group of expanded channels at a time
     (``_jit.expand_depthwise``); otherwise, or for a geometry it does not cover, the two
     convs' own kernels run one after the other."""
     consts = node.const_inputs + (None,) * (5 - len(node.const_inputs))
     dtypes = node.input_dtypes + (None,) * (5 - len(node.input_dtypes))
     shapes = node.input_shapes + (None,) * (5 - len(node.input_shapes))
     opsets = dict(node.extra.get("opsets") or {})
+    n = len(EXPAND_PREFIX)
+    expand_attrs = {k[n:]: v for k, v in node.attributes.items() if k.startswith(EXPAND_PREFIX)}
+    dw_attrs = {k: v for k, v in node.attributes.items() if not k.startswith(EXPAND_PREFIX)}
     expand_node = replace(
-        node, op_type="Conv", domain="", opset=opsets.get("", 17), attributes={},
+        node, op_type="Conv", domain="", opset=opsets.get("", 17), attributes=expand_attrs,
         num_inputs=2, num_outputs=1, name=f"{node.name}/expand", const_inputs=consts[:2],
         input_dtypes=dtypes[:2], input_shapes=shapes[:2], output_dtypes=dtypes[:1],
         output_shapes=(None,),
     )
     dw_node = replace(
-        node, op_type="FusedConv", num_inputs=4, const_inputs=(None, *consts[2:5]),
-        input_dtypes=(dtypes[0], *dtypes[2:5]), input_shapes=(None, *shapes[2:5]),
+        node, op_type="FusedConv", num_inputs=4, attributes=dw_attrs,
+        const_inputs=(None, *consts[2:5]), input_dtypes=(dtypes[0], *dtypes[2:5]),
+        input_shapes=(None, *shapes[2:5]),
     )
     expand = conv_kernel(expand_node)
     depthwise = lookup(CPU_DOMAIN, "FusedConv", 1)(dw_node)
@@ -184,18 +193,36 @@ def expand_depthwise(node: KernelNode) -> Kernel:
         str(node.attr("input_activation", "")), float(node.attr("input_activation_alpha", 0.0)),
         float(node.attr("input_activation_beta", 0.0)),
     )
-    window = window_attrs(node, 2, (3, 3))
+    window = window_attrs(dw_node, 2, (3, 3))
+    e_window = None if w_expand is None else window_attrs(expand_node, 2, w_expand.shape[2:])
     fast = (
         _jit.available() and int(node.extra.get("threads", 1)) <= 1 and outer is not None
-        and inner is not None and window is not None
+        and inner is not None and window is not None and e_window is not None
         and all(v is not None for v in (w_expand, w_dw, b_dw, b_expand))
     )
+    pointwise = fast and e_window is not None and (
+        e_window.kernel == (1, 1) and e_window.strides == (1, 1) and not any(e_window.pads)
+        and e_window.auto_pad in ("NOTSET", "VALID")
+    )
+    direct = (
+        fast and not pointwise and e_window is not None and w_expand is not None
+        and w_expand.shape[1] <= DIRECT_CHANNELS and e_window.dilations == (1, 1)
+        and e_window.strides in ((1, 1), (2, 2))
+    )
+    fast = pointwise or direct
+
+    def planes(x_shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """The expand conv's geometry (None for a 1x1) and the depthwise conv's."""
+        assert window is not None and e_window is not None
+        e_geom = e_window.geometry(x_shape[2:]) if direct else None
+        return e_geom, window.geometry(e_geom.out if e_geom is not None else x_shape[2:])
+
     shape = shapes[0]
-    if fast and window is not None and shape is not None and len(shape) == 4:
-        height, width = shape[2], shape[3]
-        if isinstance(height, int) and isinstance(width, int):  # a static plane: decide now
-            geometry = window.geometry((height, width))
-            fast = _jit.expand_depthwise_covers(height, width, geometry, window.strides[0])
+    if fast and shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape):
+        e_geom, geometry = planes(tuple(shape))  # a static plane: decide now
+        height, width = e_geom.out if e_geom is not None else shape[2:]
+        assert window is not None
+        fast = _jit.expand_depthwise_covers(height, width, geometry, window.strides[0])
 
     def chained(x: Any, w_e: Any, w: Any, b: Any, b_e: Any) -> tuple[Any, ...]:
         (y,) = expand(x, w_e)[:1]
@@ -203,8 +230,9 @@ def expand_depthwise(node: KernelNode) -> Kernel:
 
     if not fast:
         return as_kernel(chained, f"{expand.exec_type}|{depthwise.exec_type}")
-    assert window is not None and outer is not None and inner is not None
-    assert w_expand is not None and w_dw is not None and b_dw is not None and b_expand is not None
+    assert window is not None and e_window is not None and outer is not None
+    assert inner is not None and w_expand is not None and w_dw is not None
+    assert b_dw is not None and b_expand is not None
     _jit.warm_up()
     channels = w_dw.shape[0]
     tiles = _jit.pointwise_weights(w_expand.reshape(channels, -1).astype(np.float32))
@@ -212,19 +240,27 @@ def expand_depthwise(node: KernelNode) -> Kernel:
     bias = np.ascontiguousarray(b_dw.reshape(-1), np.float32)
     e_bias = np.ascontiguousarray(b_expand.reshape(-1), np.float32)
     stride = window.strides[0]
+    kernel_hw = (int(w_expand.shape[2]), int(w_expand.shape[3]))
+    layouts: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def run(x: Any, w_e: Any, w: Any, b: Any, b_e: Any) -> tuple[Any, ...]:
         if x.dtype == np.float32 and x.ndim == 4:
+            layout = layouts.get(x.shape)
+            if layout is None:
+                layout = layouts[x.shape] = planes(x.shape)
+            e_geom, geometry = layout
+            stem = None if e_geom is None else (kernel_hw, e_window.strides[0], e_geom)
             y = _jit.expand_depthwise(
-                x, tiles, e_bias, inner[0], inner[1], taps, bias, window.geometry(x.shape[2:]),
-                stride, outer[0], outer[1],
+                x, tiles, e_bias, inner[0], inner[1], taps, bias, geometry, stride, outer[0],
+                outer[1], stem,
             )
             if y is not None:
                 return (y,)
         return chained(x, w_e, w, b, b_e)
 
     activation = str(node.attr("activation", "")).lower()
-    return as_kernel(run, "expand_depthwise_jit" + (f"+{activation}" if activation else ""))
+    kind = "direct_depthwise_jit" if direct else "expand_depthwise_jit"
+    return as_kernel(run, kind + (f"+{activation}" if activation else ""))
 
 
 @kernel("LayerNorm", 1, CPU_DOMAIN)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..fused_kernels import ACTIVATIONS, CPU_DOMAIN, FUSABLE_BASES
+from ...kernels.math.conv import DIRECT_CHANNELS
+from ..fused_kernels import ACTIVATIONS, CPU_DOMAIN, EXPAND_PREFIX, FUSABLE_BASES
 from ..graph import Graph, GraphNode
 from .shape_folding import fold_shapes
 
@@ -316,11 +317,27 @@ def _pointwise_conv(graph: Graph, node: GraphNode) -> bool:
     )
 
 
+def _stem_conv(graph: Graph, node: GraphNode) -> bool:
+    """A plain float32 2-D Conv of one group over few input channels (a network's stem), no
+    dilation, equal strides of 1 or 2, constant weights and no bias: the direct kernel's."""
+    w = graph.const(node.inputs[1]) if len(node.inputs) > 1 else None
+    if (
+        node.op_type != "Conv" or node.domain or len(node.inputs) != 2 or w is None
+        or w.ndim != 4 or w.dtype != np.float32 or w.shape[1] > DIRECT_CHANNELS
+        or int(node.attr("group", 1)) != 1
+    ):
+        return False
+    if any(int(v) != 1 for v in node.attr("dilations") or [1, 1]):
+        return False
+    return [int(v) for v in node.attr("strides") or [1, 1]] in ([1, 1], [2, 2])
+
+
 def fuse_expand_depthwise(graph: Graph) -> int:
-    """``Conv(1x1) -> FusedConv(3x3 depthwise, input_activation)`` becomes
-    ``ExpandDepthwise(x, w_expand, w_depthwise, b_depthwise, b_expand)``: the kernel computes
-    the expanded channels a group at a time and convolves each group while it is in cache,
-    so the block's largest tensor never goes to memory (or falls back to the two kernels)."""
+    """``Conv(1x1, or a stem over few channels) -> FusedConv(3x3 depthwise, input_activation)``
+    becomes ``ExpandDepthwise(x, w_expand, w_depthwise, b_depthwise, b_expand)``, the expand
+    conv's attributes kept with an ``expand_`` prefix: the kernel computes the expanded
+    channels a group at a time and convolves each group while it is in cache, so the
+    block's largest tensor never goes to memory (or falls back to the two kernels)."""
     uses = _Uses(graph)
     count = 0
     for dw in list(graph.nodes):
@@ -330,7 +347,9 @@ def fuse_expand_depthwise(graph: Graph) -> int:
         ):
             continue
         producer = uses.producer.get(dw.inputs[0])
-        if producer is None or not _pointwise_conv(graph, producer):
+        if producer is None or not (
+            _pointwise_conv(graph, producer) or _stem_conv(graph, producer)
+        ):
             continue
         if uses.only_reader(producer.outputs[0]) is not dw:
             continue
@@ -343,10 +362,12 @@ def fuse_expand_depthwise(graph: Graph) -> int:
             or [int(v) for v in dw.attr("strides") or [1, 1]] not in ([1, 1], [2, 2])
         ):
             continue
+        attrs = dict(dw.attrs)
+        attrs.update({EXPAND_PREFIX + k: v for k, v in producer.attrs.items()})
         fused = GraphNode(
             dw.name, "ExpandDepthwise", CPU_DOMAIN,
             [producer.inputs[0], producer.inputs[1], dw.inputs[1], dw.inputs[2], dw.inputs[3]],
-            list(dw.outputs), dict(dw.attrs), producer.original + dw.original,
+            list(dw.outputs), attrs, producer.original + dw.original,
         )
         _replace(graph, [producer], dw, fused)
         uses = _Uses(graph)

@@ -124,6 +124,8 @@ def warm_up() -> None:
         expand_depthwise(x, tiles, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0)
         expand_depthwise(even, tiles, bias, 0.0, 6.0, w, bias, halved, 2, 0.0, 6.0)
         taps = pointwise_weights(np.zeros((1, 9), np.float32))
+        expand_depthwise(x, taps, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0,
+                         ((3, 3), 1, same))
         direct_conv(x, taps, 1, (3, 3), 1, same, bias, 0.0, 6.0)
         direct_conv(even, taps, 1, (3, 3), 2, halved, bias, 0.0, 6.0, half.copy())
         k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
@@ -219,22 +221,31 @@ def expand_depthwise_covers(height: int, width: int, geom: Geometry, stride: int
 def expand_depthwise(
     x: Array, expand: Array, expand_bias: Array, expand_low: float, expand_high: float,
     weights: Array, bias: Array, geom: Geometry, stride: int, low: float, high: float,
+    direct: tuple[tuple[int, int], int, Geometry] | None = None,
 ) -> Array | None:
-    """An expand 1x1 conv (``expand`` from :func:`pointwise_weights`, its bias and clip)
-    followed by a 3x3 depthwise conv (``weights`` from :func:`prepare_weights`, its bias and
-    clip) on a float32 ``(N, K, H, W)``, computed a group of channels at a time (see
-    ``_jit_kernels.expand_depthwise``); None when :func:`expand_depthwise_covers` says no;
-    only when :func:`available`."""
+    """An expand conv (``expand`` from :func:`pointwise_weights`, its bias and clip) followed
+    by a 3x3 depthwise conv (``weights`` from :func:`prepare_weights`, its bias and clip, its
+    geometry ``geom`` on the expanded planes) on a float32 ``(N, K, H, W)``, computed a group
+    of channels at a time (see ``_jit_kernels.expand_depthwise``). The expand conv is 1x1,
+    or with ``direct`` (its kernel size, stride and geometry) one for :func:`direct_conv`.
+    None when :func:`expand_depthwise_covers` says no; only when :func:`available`."""
     k = _need()
     if x.dtype != np.float32 or x.ndim != 4 or weights.shape[1:] != (3, 3):
         return None
-    if not expand_depthwise_covers(x.shape[2], x.shape[3], geom, stride):
+    if direct is None:
+        height, width = x.shape[2:]
+        e_kernel = (0, 0, 0, 0, 0)
+    else:
+        (kh, kw), e_stride, e_geom = direct
+        height, width = e_geom.out
+        e_kernel = (kh, kw, e_stride, *e_geom.begin)
+    if not expand_depthwise_covers(height, width, geom, stride):
         return None
     out = np.empty((x.shape[0], weights.shape[0], *geom.out), np.float32)
     top, left = geom.begin
     k.expand_depthwise(
-        np.ascontiguousarray(x), expand, expand_bias, expand_low, expand_high, weights, bias,
-        low, high, out, stride, top, left,
+        np.ascontiguousarray(x), expand, expand_bias, expand_low, expand_high, e_kernel,
+        height, width, weights, bias, low, high, out, stride, top, left,
     )
     return out
 

@@ -31,7 +31,15 @@ from ._common import Array
 from ._erf import _C_T0, _QC32
 from ._jit_pointwise import pack_weights as pack_pointwise_weights  # noqa: F401 (for _jit)
 from ._jit_pointwise import SMALL_PIXELS as POINTWISE_SMALL_PIXELS  # noqa: F401 (for _jit)
-from ._jit_pointwise import TILE_ROWS, direct, pointwise, pointwise_into  # noqa: F401 (for _jit)
+from ._jit_pointwise import (  # noqa: F401 (direct and pointwise for _jit)
+    TILE_ROWS,
+    direct,
+    direct_layout,
+    direct_split,
+    direct_tiles,
+    pointwise,
+    pointwise_into,
+)
 
 _JIT_OPTIONS: dict[str, Any] = {
     "nogil": True, "fastmath": True, "boundscheck": False, "cache": True, "error_model": "numpy",
@@ -597,31 +605,36 @@ they stay in the second-level cache for the depthwise conv that reads them."""
 
 @numba.njit(**_JIT_OPTIONS)
 def expand_depthwise(
-    x: Array, expand: Array, e_bias: Array, e_lo: float, e_hi: float, w: Array, bias: Array,
-    lo: float, hi: float, out: Array, stride: int, top: int, left: int,
+    x: Array, expand: Array, e_bias: Array, e_lo: float, e_hi: float, e_kernel: Any,
+    height: int, width: int, w: Array, bias: Array, lo: float, hi: float, out: Array,
+    stride: int, top: int, left: int,
 ) -> None:  # pragma: no cover - compiled
     """An inverted-residual block's expand and depthwise convs as one: ``out =
-    clip(depthwise3x3(clip(expand @ x + e_bias, e_lo, e_hi)) + bias, lo, hi)``, for float32
-    ``x`` ``(N, K, H, W)``, ``expand`` the 1x1 conv's tiles (:func:`pointwise`), ``w`` the
-    depthwise weights ``(C, 3, 3)`` and ``out`` ``(N, C, OH, OW)``, with the geometry of
-    :func:`depthwise3x3_s1_same` (stride 1) or :func:`depthwise3x3_s2_even` (stride 2).
+    clip(depthwise3x3(clip(expand(x) + e_bias, e_lo, e_hi)) + bias, lo, hi)``, for float32
+    ``x`` ``(N, K, H, W)``, ``w`` the depthwise weights ``(C, 3, 3)`` and ``out`` ``(N, C,
+    OH, OW)``, with the geometry of :func:`depthwise3x3_s1_same` (stride 1) or
+    :func:`depthwise3x3_s2_even` (stride 2) on the expanded ``height`` x ``width`` planes.
+    ``expand`` is the tiles of a 1x1 conv (:func:`pointwise`) when ``e_kernel`` is
+    ``(0, 0, 0, 0, 0)``, else of a direct conv (:func:`direct`) of kernel ``(kh, kw)``, stride
+    and top and left pads ``e_kernel``, as a network's stem before its first depthwise conv.
 
     The expanded channels are computed a group at a time (:data:`GROUP_BYTES`) and convolved
     from there: the block's largest tensor (MobileNetV2's 96x112x112, 4.8 MB) never goes
     out to memory and back, only one group of it to the second-level cache. The tiles store
     each channel straight into the zero-padded plane (stride 1) or the even and odd column
-    planes (stride 2, whole strips) that the depthwise sum reads as they are
+    planes (stride 2, a 1x1 conv over whole strips) that the depthwise sum reads as they are
     (:func:`depthwise3x3_same_planes`, :func:`depthwise3x3_s2_planes`); otherwise the
     depthwise kernel splits a copy."""
-    n_img, k_len, height, width = x.shape
+    n_img, k_len = x.shape[0], x.shape[1]
+    kh, kw, e_stride, e_top, e_left = e_kernel
     channels = w.shape[0]
     hw = height * width
     out_h, out_w = out.shape[2], out.shape[3]
-    tiles = expand.shape[1]
+    tiles, depth = expand.shape[1], expand.shape[2]
     half = width // 2
-    # the tiles split each channel into its column phases as they store it, when its
-    # pixels fill whole strips; otherwise the depthwise kernel splits a copy
-    split = stride == 2 and hw % 16 == 0
+    # a 1x1 conv's tiles split each channel into its column phases as they store it, when
+    # its pixels fill whole strips; otherwise the depthwise kernel splits a copy
+    split = stride == 2 and hw % 16 == 0 and kh == 0
     run = (out_h * width + 7) // 8 * 8
     if stride == 1:
         plane_len = hw + 2 * width + 2  # slack, zero row, body, zero row, slack
@@ -643,19 +656,29 @@ def expand_depthwise(
     no_pre = np.zeros(channels, np.float32)
     inf = np.float32(np.inf)
     small = hw <= SMALL_PLANE
+    phases, offsets, pitch = direct_layout(k_len if kh else 0, kh, kw, max(e_stride, 1),
+                                           height, width)
     for n in range(n_img):
-        xs = x[n].reshape((1, k_len, hw))
+        xs = x[n].reshape((1, k_len, x.shape[2] * x.shape[3]))
+        if kh:
+            if n:
+                phases[:] = 0.0
+            direct_split(x[n], kh, e_stride, e_top, e_left, height, pitch, phases)
         for t0 in range(0, tiles, per_group):
             t1 = min(tiles, t0 + per_group)
             c0, c1 = t0 * TILE_ROWS, min(channels, t1 * TILE_ROWS)
             group = c1 - c0
-            tile_w = expand[0, t0:t1].reshape((1, t1 - t0, k_len, TILE_ROWS))
+            tile_w = expand[0, t0:t1].reshape((1, t1 - t0, depth, TILE_ROWS))
             wg, bg, eg = w[c0:c1], bias[c0:c1], e_bias[c0:c1]
             o = out[n, c0:c1].reshape(group * out_h * out_w)
             # the tiles' one call: into the padded planes, the column phases, or plain rows
             base = 1 + width if stride == 1 else (1 + half if split else 0)
-            pointwise_into(xs, tile_w, eg, e_lo, e_hi, odd_planes, False, planes, base,
-                           plane_len, group, split)
+            if kh:
+                direct_tiles(phases, offsets, pitch, tile_w, eg, e_lo, e_hi, odd_planes, False,
+                             planes, base, plane_len, group, height, width)
+            else:
+                pointwise_into(xs, tile_w, eg, e_lo, e_hi, odd_planes, False, planes, base,
+                               plane_len, group, split)
             if stride == 1:
                 depthwise3x3_same_planes(planes, plane_len, width, wg, bg, lo, hi, o,
                                          keep_left, keep_right)
@@ -663,13 +686,13 @@ def expand_depthwise(
                 depthwise3x3_s2_planes(planes, plane_len, plane_len // 2, width, top, left, wg,
                                        bg, lo, hi, o, out_w, keep_left, keep_right, acc)
             else:
-                phases = planes[: group * hw].reshape((1, group, height, width))
+                plain = planes[: group * hw].reshape((1, group, height, width))
                 o4 = o.reshape((1, group, out_h, out_w))
                 if small:
-                    depthwise3x3_s2_even_small(phases, wg, bg, lo, hi, o4, top, left, no_pre,
+                    depthwise3x3_s2_even_small(plain, wg, bg, lo, hi, o4, top, left, no_pre,
                                                -inf, inf)
                 else:
-                    depthwise3x3_s2_even(phases, wg, bg, lo, hi, o4, top, left, no_pre, -inf,
+                    depthwise3x3_s2_even(plain, wg, bg, lo, hi, o4, top, left, no_pre, -inf,
                                          inf)
 
 

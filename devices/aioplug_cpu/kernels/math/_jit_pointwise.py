@@ -493,6 +493,78 @@ def split_input(
 
 
 @numba.njit(**_JIT_OPTIONS)
+def direct_layout(
+    channels: int, kh: int, kw: int, stride: int, out_h: int, out_w: int
+) -> tuple[Array, Array, int]:  # pragma: no cover - compiled
+    """The zeroed phase planes of one image for :func:`direct_tiles` (flat: ``(C, stride,
+    stride, rows, pitch)``), the offset of each tap ``(c, ky, kx)`` in them, and their
+    ``pitch``."""
+    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
+    phase_cols = ((out_w - 1) * stride + kw + stride - 1) // stride
+    pitch = phase_cols + TILE_COLS  # slack for the last strip's reads past the row
+    phases = np.zeros(channels * stride * stride * (phase_rows + 1) * pitch, np.float32)
+    offsets = np.empty(channels * kh * kw, np.int64)
+    for c in range(channels):
+        for ky in range(kh):
+            for kx in range(kw):
+                phase = (c * stride + ky % stride) * stride + kx % stride
+                offsets[(c * kh + ky) * kw + kx] = (
+                    phase * (phase_rows + 1) * pitch + ky // stride * pitch + kx // stride
+                )
+    return phases, offsets, pitch
+
+
+@numba.njit(**_JIT_OPTIONS)
+def direct_split(
+    x: Array, kh: int, stride: int, top: int, left: int, out_h: int, pitch: int,
+    phases: Array,
+) -> None:  # pragma: no cover - compiled
+    """One image ``x`` ``(C, H, W)`` into the phase planes of :func:`direct_layout`."""
+    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
+    planes = phases.reshape((x.shape[0], stride, stride, phase_rows + 1, pitch))
+    split_input(x, stride, top, left, pitch, phase_rows, planes)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def direct_tiles(
+    phases: Array, offsets: Array, pitch: int, w: Array, bias: Array, lo: float, hi: float,
+    zf: Array, residual: bool, yf: Array, y_base: int, y_pitch: int, m: int, out_h: int,
+    out_w: int,
+) -> None:  # pragma: no cover - compiled
+    """The direct conv's ``m`` output channels of one image (``w``'s tiles) from its phase
+    planes: channel ``c`` row ``oy`` at ``yf[y_base + c * y_pitch + oy * out_w:]`` (and its
+    residual at the same place in ``zf``)."""
+    tiles, k_len = w.shape[1], w.shape[2]
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    full = out_w // TILE_COLS * TILE_COLS
+    rest = out_w - full
+    rest_vectors = 1 if rest <= 8 else 2
+    strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
+    strip_z = np.zeros(TILE_ROWS * TILE_COLS, np.float32)
+    w_step = k_len * TILE_ROWS
+    for oy in range(out_h):
+        x0 = oy * pitch
+        for t in range(tiles):
+            rows = min(TILE_ROWS, m - t * TILE_ROWS)
+            y0 = y_base + t * TILE_ROWS * y_pitch + oy * out_w
+            variant = _variant(rows, _VECTORS, residual)
+            for q in range(0, full, TILE_COLS):
+                _tile_indexed(w[0], t * w_step, phases, x0 + q, yf, y0 + q, zf, k_len,
+                              offsets, y_pitch, bias, t * TILE_ROWS, lo32, hi32, variant)
+            if rest:
+                if residual:
+                    for i in range(rows):
+                        for j in range(rest):
+                            strip_z[i * TILE_COLS + j] = zf[y0 + i * y_pitch + full + j]
+                _tile_indexed(w[0], t * w_step, phases, x0 + full, strip_y, 0, strip_z, k_len,
+                              offsets, TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
+                              _variant(rows, rest_vectors, residual))
+                for i in range(rows):
+                    for j in range(rest):
+                        yf[y0 + i * y_pitch + full + j] = strip_y[i * TILE_COLS + j]
+
+
+@numba.njit(**_JIT_OPTIONS)
 def direct(
     x: Array, w: Array, bias: Array, lo: float, hi: float, z: Array, residual: bool,
     y: Array, kh: int, kw: int, stride: int, top: int, left: int,
@@ -510,52 +582,13 @@ def direct(
     as much as its product."""
     n_img, channels = x.shape[0], x.shape[1]
     m, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
-    tiles, k_len = w.shape[1], w.shape[2]
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
-    phase_cols = ((out_w - 1) * stride + kw + stride - 1) // stride
-    pitch = phase_cols + TILE_COLS  # slack for the last strip's reads past the row
-    phases = np.zeros((channels, stride, stride, phase_rows + 1, pitch), np.float32)
-    pf = phases.reshape(phases.size)
-    offsets = np.empty(k_len, np.int64)
-    for c in range(channels):
-        for ky in range(kh):
-            for kx in range(kw):
-                phase = (c * stride + ky % stride) * stride + kx % stride
-                offsets[(c * kh + ky) * kw + kx] = (
-                    phase * (phase_rows + 1) * pitch + ky // stride * pitch + kx // stride
-                )
-    full = out_w // TILE_COLS * TILE_COLS
-    rest = out_w - full
-    rest_vectors = 1 if rest <= 8 else 2
-    strip_y = np.empty(TILE_ROWS * TILE_COLS, np.float32)
-    strip_z = np.zeros(TILE_ROWS * TILE_COLS, np.float32)
+    phases, offsets, pitch = direct_layout(channels, kh, kw, stride, out_h, out_w)
     yf = y.reshape(y.size)
     zf = z.reshape(z.size)
     out_plane = out_h * out_w
-    w_step = k_len * TILE_ROWS
     for n in range(n_img):
         if n:
             phases[:] = 0.0
-        split_input(x[n], stride, top, left, pitch, phase_rows, phases)
-        yb = n * m * out_plane
-        for oy in range(out_h):
-            x0 = oy * pitch
-            for t in range(tiles):
-                rows = min(TILE_ROWS, m - t * TILE_ROWS)
-                y0 = yb + t * TILE_ROWS * out_plane + oy * out_w
-                variant = _variant(rows, _VECTORS, residual)
-                for q in range(0, full, TILE_COLS):
-                    _tile_indexed(w[0], t * w_step, pf, x0 + q, yf, y0 + q, zf, k_len, offsets,
-                                  out_plane, bias, t * TILE_ROWS, lo32, hi32, variant)
-                if rest:
-                    if residual:
-                        for i in range(rows):
-                            for j in range(rest):
-                                strip_z[i * TILE_COLS + j] = zf[y0 + i * out_plane + full + j]
-                    _tile_indexed(w[0], t * w_step, pf, x0 + full, strip_y, 0, strip_z, k_len,
-                                  offsets, TILE_COLS, bias, t * TILE_ROWS, lo32, hi32,
-                                  _variant(rows, rest_vectors, residual))
-                    for i in range(rows):
-                        for j in range(rest):
-                            yf[y0 + i * out_plane + full + j] = strip_y[i * TILE_COLS + j]
+        direct_split(x[n], kh, stride, top, left, out_h, pitch, phases)
+        direct_tiles(phases, offsets, pitch, w, bias, lo, hi, zf, residual, yf,
+                     n * m * out_plane, out_plane, m, out_h, out_w)
