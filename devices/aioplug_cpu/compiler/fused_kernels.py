@@ -233,7 +233,7 @@ def expand_depthwise(node: KernelNode) -> Kernel:
     assert window is not None and e_window is not None and outer is not None
     assert inner is not None and w_expand is not None and w_dw is not None
     assert b_dw is not None and b_expand is not None
-    _jit.warm_up()
+    _jit.warm_up("expand")
     channels = w_dw.shape[0]
     tiles = _jit.pointwise_weights(w_expand.reshape(channels, -1).astype(np.float32))
     taps = _jit.prepare_weights(w_dw.astype(np.float32))

@@ -61,7 +61,7 @@ class PreActivation(NamedTuple):
 
 _kernels: ModuleType | None = None
 _tried = False
-_warmed = False
+_warmed: set[str] = set()
 
 
 def _build() -> ModuleType | None:
@@ -96,52 +96,67 @@ def available() -> bool:
     return _get() is not None
 
 
-def warm_up() -> None:
-    """Compiles the kernels for float32 now (a model's compilation calls this), not mid-run;
-    once per process (every kernel factory that may use them calls this)."""
-    global _warmed
+WARM_UP_GROUPS = (
+    "depthwise", "epilogue", "pointwise", "direct", "expand", "pool", "rows", "winograd",
+)
+"""The kernel groups :func:`warm_up` compiles, each for the ops that use it."""
+
+
+def warm_up(*groups: str) -> None:
+    """Compiles (or loads from numba's cache) the float32 kernels of ``groups`` (all of
+    :data:`WARM_UP_GROUPS` by default) now, when a model that uses them compiles, not
+    mid-run; each group once per process."""
     k = _get()
-    if k is not None and not _warmed:
-        x = np.zeros((1, 1, 3, 3), np.float32)
-        w = np.zeros((1, 3, 3), np.float32)
-        bias = np.zeros(1, np.float32)
-        out = np.empty((1, 1, 3, 3), np.float32)
-        k.depthwise(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
-        for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
-            flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
-        k.depthwise3x3_s1_same(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
-        # the same (C-contiguous) array types as the real calls, or those would compile anew
-        even, half = np.zeros((1, 1, 4, 4), np.float32), np.empty((1, 1, 2, 2), np.float32)
-        for s2 in (k.depthwise3x3_s2_even, k.depthwise3x3_s2_even_small):
-            s2(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
-        k.depthwise3x3_same_small(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
-        bias_clip(out, bias, -np.inf, np.inf)
-        bias_clip(out, bias, -np.inf, np.inf, out.copy())
-        tiles = pointwise_weights(np.zeros((1, 1), np.float32))
-        pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf)
-        pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf, residual=out)
-        same, halved = Geometry((3, 3), (1, 1), (1, 1)), Geometry((2, 2), (1, 1), (0, 0))
-        expand_depthwise(x, tiles, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0)
-        expand_depthwise(even, tiles, bias, 0.0, 6.0, w, bias, halved, 2, 0.0, 6.0)
-        taps = pointwise_weights(np.zeros((1, 9), np.float32))
-        expand_depthwise(x, taps, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0,
-                         ((3, 3), 1, same))
-        direct_conv(x, taps, 1, (3, 3), 1, same, bias, 0.0, 6.0)
-        direct_conv(even, taps, 1, (3, 3), 2, halved, bias, 0.0, 6.0, half.copy())
-        k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
-        gelu_erf(x)
-        rows = out.reshape(3, 3)
-        layer_norm_last(rows, bias.repeat(3), bias.repeat(3), 1e-5)
-        softmax_last(rows)
-        geometry = Geometry((3, 3), (1, 1), (1, 1))
-        filters = winograd_weights(np.zeros((1, 1, 3, 3), np.float32))
-        winograd3x3(x, filters, bias, geometry)
-        winograd3x3(x, filters, bias, geometry, residual=out)
-        v = np.zeros((16, 1, 6), np.float32)
-        k.winograd_input_flat(x[0], v, 2, 2, 1, 1)
-        for has_res in (False, True):
-            k.winograd_output_flat(v, bias, -np.inf, np.inf, out[0], 2, 2, out[0], has_res, 3)
-        _warmed = True
+    wanted = [g for g in (groups or WARM_UP_GROUPS) if g not in _warmed]
+    if k is None or not wanted:
+        return
+    unknown = set(wanted) - set(WARM_UP_GROUPS)
+    assert not unknown, f"unknown kernel groups {sorted(unknown)}"
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    w = np.zeros((1, 3, 3), np.float32)
+    bias = np.zeros(1, np.float32)
+    out = np.empty((1, 1, 3, 3), np.float32)
+    # the same (C-contiguous) array types as the real calls, or those would compile anew
+    even, half = np.zeros((1, 1, 4, 4), np.float32), np.empty((1, 1, 2, 2), np.float32)
+    same, halved = Geometry((3, 3), (1, 1), (1, 1)), Geometry((2, 2), (1, 1), (0, 0))
+    tiles = pointwise_weights(np.zeros((1, 1), np.float32))
+    taps = pointwise_weights(np.zeros((1, 9), np.float32))
+    for group in wanted:
+        if group == "depthwise":
+            k.depthwise(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
+            for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
+                flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
+            for same_kernel in (k.depthwise3x3_s1_same, k.depthwise3x3_same_small):
+                same_kernel(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
+            for s2 in (k.depthwise3x3_s2_even, k.depthwise3x3_s2_even_small):
+                s2(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
+        elif group == "epilogue":
+            bias_clip(out, bias, -np.inf, np.inf)
+            bias_clip(out, bias, -np.inf, np.inf, out.copy())
+        elif group == "pointwise":
+            pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf)
+            pointwise_conv(x, tiles, 1, bias, -np.inf, np.inf, residual=out)
+        elif group == "direct":
+            direct_conv(x, taps, 1, (3, 3), 1, same, bias, 0.0, 6.0)
+            direct_conv(even, taps, 1, (3, 3), 2, halved, bias, 0.0, 6.0, half.copy())
+        elif group == "expand":  # one kernel for every expand conv and stride
+            expand_depthwise(x, tiles, bias, 0.0, 6.0, w, bias, same, 1, 0.0, 6.0)
+        elif group == "pool":
+            k.max_pool(x, out, 3, 3, 1, 1, 1, 1, 1, 1)
+        elif group == "rows":
+            gelu_erf(x)
+            rows = out.reshape(3, 3)
+            layer_norm_last(rows, bias.repeat(3), bias.repeat(3), 1e-5)
+            softmax_last(rows)
+        else:  # winograd
+            filters = winograd_weights(np.zeros((1, 1, 3, 3), np.float32))
+            winograd3x3(x, filters, bias, same)
+            winograd3x3(x, filters, bias, same, residual=out)
+            v = np.zeros((16, 1, 6), np.float32)
+            k.winograd_input_flat(x[0], v, 2, 2, 1, 1)
+            for has_res in (False, True):
+                k.winograd_output_flat(v, bias, -np.inf, np.inf, out[0], 2, 2, out[0], has_res, 3)
+        _warmed.add(group)
 
 
 SMALL = 4096
@@ -160,7 +175,7 @@ def warm_up_for(node: KernelNode) -> None:
     if shape is not None and all(isinstance(d, int) for d in shape):
         if int(np.prod(shape, dtype=np.int64)) < SMALL:
             return
-    warm_up()
+    warm_up("rows")
 
 
 def _loaded() -> ModuleType | None:

@@ -83,20 +83,20 @@ class ConvCore:
         # the tiles run on one thread: with more per stream, BLAS uses them
         one_thread = int(self._node.extra.get("threads", 1)) <= 1
         if constant and one_thread and self._pointwise(w) and _jit.available():
-            _jit.warm_up()
+            _jit.warm_up("pointwise")
             return "pw_jit", _jit.pointwise_weights(w.reshape(m, cg))
         compiled = w.ndim == 4 and w.dtype == np.float32 and _jit.available()
         if constant and one_thread and compiled and self._direct(w):
-            _jit.warm_up()
+            _jit.warm_up("direct")
             return "direct", _jit.pointwise_weights(w.reshape(m, -1))
         if compiled and cg == 1 and g > 1 and m == g:
-            _jit.warm_up()
+            _jit.warm_up("depthwise")
             return "dw_jit", _jit.prepare_weights(w)
         if (
             compiled and g == 1 and w.shape[2:] == (3, 3) and window is not None
             and window.strides == (1, 1) and window.dilations == (1, 1)
         ):
-            _jit.warm_up()
+            _jit.warm_up("winograd", "pointwise")  # its products on small planes: the tiles
             return "winograd", _jit.winograd_weights(w, self._static_output())
         if cg == 1 and g > 1 and m % g == 0:
             mult = m // g
@@ -333,6 +333,8 @@ def conv_kernel(node: KernelNode, residual: bool = False) -> Kernel:
     if (kind in COMPILED_KINDS or fused_gemm) and w_const is not None and (
         bias_c is not None or not has_bias
     ):
+        if fused_gemm:
+            _jit.warm_up("epilogue")
         bias = np.zeros(w_const.shape[0], np.float32) if bias_c is None else bias_c.reshape(-1)
         return _compiled_kernel(
             core, np.ascontiguousarray(bias, np.float32), exec_type, pre=pre, residual=residual

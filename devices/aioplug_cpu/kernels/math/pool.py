@@ -152,7 +152,7 @@ def _max_pool(node: KernelNode) -> Kernel:
     float32 = node.input_dtypes[:1] == (np.dtype(np.float32),)
     compiled = float32 and not with_indices and len(window.kernel) == 2 and _jit.available()
     if compiled:
-        _jit.warm_up()
+        _jit.warm_up("pool")
 
     def run(x: Array) -> tuple[Array, ...]:
         plan = pooler.plan(x.shape)
