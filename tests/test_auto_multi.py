@@ -195,8 +195,10 @@ async def test_multi_query_model_keeps_nodes_every_device_supports() -> None:
 
 
 async def test_multi_request_cancelled_while_waiting_for_a_device() -> None:
-    model = _asinh_chain(nodes=200)
-    x = np.ones((128, 128), np.float32)
+    # busy for about 0.1 s on a fast machine (200 x 768 x 768 asinh), well past the 10 ms
+    # after which the queued request, still waiting for the device, is cancelled
+    model = _asinh_chain(nodes=200, shape=(768, 768))
+    x = np.ones((768, 768), np.float32)
     async with aioplug.Core() as core:
         compiled = await core.compile_model(model, "MULTI:CPU", {"COMPUTE_EXECUTOR": "STREAMS"})
         busy = [compiled.create_infer_request() for _ in range(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))]
