@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import aioplug
 from aioplug_cpu.kernels.math import _jit
 from aioplug_cpu.kernels.math._spatial import Geometry
+from cpu_support import infer_at_threads
 
 needs_numba = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
 
@@ -150,12 +150,7 @@ async def test_stems_in_models_match_the_reference(
     x = np.random.default_rng(2).standard_normal((2, channels, size, size)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     for threads in (1, 2):
-        async with aioplug.Core() as core:
-            config: dict[str, object] = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
-            compiled = await core.compile_model(model, "CPU", config)
-            request = compiled.create_infer_request()
-            out = await request.infer({"x": x})
-            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        out, records = await infer_at_threads(model, {"x": x}, threads)
         np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
         if _jit.available():
             kind = "direct_jit" if threads == 1 else "gemm_im2col"

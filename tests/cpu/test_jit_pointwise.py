@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import aioplug
 from aioplug_cpu.kernels.math import _jit
+from cpu_support import infer_at_threads
 
 needs_numba = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
 
@@ -165,12 +165,7 @@ async def test_one_by_one_convs_in_models_match_the_reference(
     x = np.random.default_rng(1).standard_normal((2, c_in, height, width)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     for threads in (1, 2):
-        async with aioplug.Core() as core:
-            config: dict[str, object] = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
-            compiled = await core.compile_model(model, "CPU", config)
-            request = compiled.create_infer_request()
-            out = await request.infer({"x": x})
-            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
+        out, records = await infer_at_threads(model, {"x": x}, threads)
         np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
         if _jit.available():
             tiles = threads == 1 or not exec_type.startswith("pointwise_jit")

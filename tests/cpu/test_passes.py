@@ -24,6 +24,7 @@ from aioplug_cpu.compiler.passes.fusions import (
 )
 from aioplug_cpu.compiler.passes.shape_folding import fold_shapes
 from aioplug_cpu.kernels.math import _jit
+from cpu_support import infer_at_threads
 
 rng = np.random.default_rng(0)
 
@@ -407,13 +408,8 @@ async def test_a_stem_fuses_with_its_depthwise_conv(
     assert ops(graph) == ["ExpandDepthwise"]
     expected = ReferenceEvaluator(proto).run(None, feeds)[0]
     for threads in (1, 2):
-        async with aioplug.Core() as core:
-            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
-            compiled = await core.compile_model(proto, "CPU", config)
-            request = compiled.create_infer_request()
-            got = (await request.infer(feeds))["y"]
-            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        out, records = await infer_at_threads(proto, feeds, threads)
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
         one_kernel = fused and threads == 1 and _jit.available()
         assert (records["dw"] == "direct_depthwise_jit+relu") == one_kernel
         assert ("|" in records["dw"]) != one_kernel  # else the two convs' kernels
@@ -439,13 +435,8 @@ async def test_fused_blocks_match_the_reference_on_one_and_two_threads(
     proto = inverted_residual(True, True, True, stride, size, channels, pads)
     expected = ReferenceEvaluator(proto).run(None, feeds)[0]
     for threads in (1, 2):
-        async with aioplug.Core() as core:
-            config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads}
-            compiled = await core.compile_model(proto, "CPU", config)
-            request = compiled.create_infer_request()
-            got = (await request.infer(feeds))["y"]
-            records = {r.node_name: r.exec_type for r in request.get_profiling_info()}
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        out, records = await infer_at_threads(proto, feeds, threads)
+        np.testing.assert_allclose(out["y"], expected, rtol=1e-4, atol=1e-4)
         one_kernel = fused and threads == 1 and _jit.available()
         assert (records["dw"] == "expand_depthwise_jit+relu") == one_kernel
         assert records["expand"].startswith("fused into")

@@ -126,8 +126,7 @@ def warm_up(*groups: str) -> None:
             k.depthwise(x, w, bias, -np.inf, np.inf, out, 1, 1, 1, 1, 1, 1, bias, -np.inf, np.inf)
             for flat in (k.depthwise3x3_s1, k.depthwise3x3_s2):
                 flat(x, w, bias, -np.inf, np.inf, out, 1, 1, bias, -np.inf, np.inf)
-            for same_kernel in (k.depthwise3x3_s1_same, k.depthwise3x3_same_small):
-                same_kernel(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
+            k.depthwise3x3_same(x, w, bias, -np.inf, np.inf, out, bias, -np.inf, np.inf)
             for s2 in (k.depthwise3x3_s2_even, k.depthwise3x3_s2_even_small):
                 s2(even, w, bias, -np.inf, np.inf, half, 1, 1, bias, -np.inf, np.inf)
         elif group == "epilogue":
@@ -204,8 +203,7 @@ def depthwise2d(
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
         small = height * width <= k.SMALL_PLANE
         if sy == 1 and geom.begin == geom.end == (1, 1) and width > 1:
-            same = k.depthwise3x3_same_small if small else k.depthwise3x3_s1_same
-            same(x, weights, bias, low, high, out, *pre)
+            k.depthwise3x3_same(x, weights, bias, low, high, out, *pre)
         elif (
             sy == 2 and height % 2 == 0 and width % 2 == 0 and top in (0, 1) and left in (0, 1)
             and geom.out == (height // 2, width // 2)

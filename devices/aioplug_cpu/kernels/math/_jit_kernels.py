@@ -185,52 +185,10 @@ def split_clip(
         odd[k] = min(max(src[2 * k + 1] + shift, lo), hi)
 
 
-@numba.njit(**_JIT_OPTIONS)
-def depthwise3x3_s1_same(
-    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
-    pre: Array, pre_lo: float, pre_hi: float,
-) -> None:  # pragma: no cover - compiled
-    """3x3, stride 1, one pixel of padding on every side (output the input's size), W > 1, with
-    no per-row loop: each channel is copied (with ``pre`` as in :func:`depthwise3x3_s1`)
-    as one run into a plane of pitch ``W`` between two zero rows, and the 9-tap sum runs
-    over the whole flattened plane straight into the output. The outer taps of the first
-    and last column read the neighbouring row's last and first input instead of the zero
-    padding, so those two columns are computed again from their six inner taps."""
-    n_img, channels, height, width = x.shape
-    hw = height * width
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-    plane = np.zeros(hw + 2 * width + 2, np.float32)  # slack, zero row, body, zero row, slack
-    body = plane[1 + width : 1 + width + hw]
-    r0, r1, r2 = plane, plane[width:], plane[2 * width :]
-    p0, p1, p2, p3, p4, p5 = r0, r0[1:], r0[2:], r1, r1[1:], r1[2:]
-    p6, p7, p8 = r2, r2[1:], r2[2:]
-    xf = x.reshape(n_img, channels, hw)
-    of = out.reshape(n_img, channels, hw)
-    for n in range(n_img):
-        for c in range(channels):
-            copy_clip(xf[n, c], body, pre[c], in_lo, in_hi)
-            o = of[n, c]
-            bc = np.float32(bias[c])
-            taps3x3(p0, p1, p2, p3, p4, p5, p6, p7, p8, w, c, bc, lo32, hi32, o)
-            for oy in range(height):
-                # output i's tap (ky, kx) reads plane[i + ky * width + kx]
-                i = oy * width
-                j = i + width - 1
-                left = bc
-                right = bc
-                for ky in range(3):
-                    a = i + ky * width
-                    b = j + ky * width
-                    left += w[c, ky, 1] * plane[a + 1] + w[c, ky, 2] * plane[a + 2]
-                    right += w[c, ky, 0] * plane[b] + w[c, ky, 1] * plane[b + 1]
-                o[i] = min(max(left, lo32), hi32)
-                o[j] = min(max(right, lo32), hi32)
-
-
 SMALL_PLANE = 1024
-"""Planes of at most this many pixels take the ``*_small`` depthwise kernels: per channel, their
-cost is mostly fixed overhead, which those avoid; larger ones gain from writing straight out."""
+"""Planes of at most this many pixels take :func:`depthwise3x3_s2_even_small`: per channel, its
+cost is mostly fixed overhead, which that kernel avoids; larger ones gain from writing
+straight out."""
 
 
 @numba.njit(**_JIT_OPTIONS)
@@ -248,59 +206,6 @@ def column_masks(
         if right_col >= 0 and row + right_col < positions:
             keep_right[row + right_col] = False
     return keep_left, keep_right
-
-
-@numba.njit(**_JIT_OPTIONS)
-def depthwise3x3_same_small(
-    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
-    pre: Array, pre_lo: float, pre_hi: float,
-) -> None:  # pragma: no cover - compiled
-    """:func:`depthwise3x3_s1_same` for small planes, as one function indexed with unsigned
-    integers: the sum runs over the plane rounded up to a multiple of 8 (no scalar
-    remainder loop), into a scratch run copied out per channel. The first and last columns'
-    outer taps, which read the neighbouring rows, are left out by a select on two column
-    masks in the same loop (recomputing those columns after it cost as much as the loop on
-    14x14 planes)."""
-    n_img, channels, height, width = x.shape
-    hw = height * width
-    run = (hw + 7) // 8 * 8
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
-    zero = np.float32(0.0)
-    # slack, zero row, body, zero row, slack, and room for the rounded-up run's reads
-    plane = np.zeros(run + 2 * width + 2, np.float32)
-    acc = np.empty(run, np.float32)
-    keep_left, keep_right = column_masks(run, width, 0, width - 1)
-    xf = x.reshape(n_img, channels * hw)
-    of = out.reshape(n_img, channels * hw)
-    u_w, u_hw = _u(width), _u(hw)
-    body = _u(1) + u_w
-    # output i's tap (ky, kx) reads plane[i + ky * width + kx]
-    t1, t2 = _u(1), _u(2)
-    t3, t4, t5 = u_w, u_w + _u(1), u_w + _u(2)
-    t6, t7, t8 = _u(2) * u_w, _u(2) * u_w + _u(1), _u(2) * u_w + _u(2)
-    for n in range(n_img):
-        xs, ys = xf[n], of[n]
-        for c in range(channels):
-            base = _u(c) * u_hw
-            shift = pre[c]
-            for i in range(u_hw):
-                plane[body + i] = min(max(xs[base + i] + shift, in_lo), in_hi)
-            w0, w1, w2 = w[c, 0, 0], w[c, 0, 1], w[c, 0, 2]
-            w3, w4, w5 = w[c, 1, 0], w[c, 1, 1], w[c, 1, 2]
-            w6, w7, w8 = w[c, 2, 0], w[c, 2, 1], w[c, 2, 2]
-            bc = np.float32(bias[c])
-            for i in range(_u(run)):
-                outer_left = w0 * plane[i] + w3 * plane[i + t3] + w6 * plane[i + t6]
-                outer_right = w2 * plane[i + t2] + w5 * plane[i + t5] + w8 * plane[i + t8]
-                v = (
-                    bc + w1 * plane[i + t1] + w4 * plane[i + t4] + w7 * plane[i + t7]
-                    + (outer_left if keep_left[i] else zero)
-                    + (outer_right if keep_right[i] else zero)
-                )
-                acc[i] = min(max(v, lo32), hi32)
-            for i in range(u_hw):
-                ys[base + i] = acc[i]
 
 
 @numba.njit(**_JIT_OPTIONS)
@@ -492,6 +397,46 @@ def depthwise(
                     row_out[ox] = min(max(row_out[ox], lo32), hi32)
 
 
+GROUP_BYTES = 96 * 1024
+"""The 3x3 stride-1 depthwise kernel copies, and :func:`expand_depthwise` expands, this many
+bytes of channels at a time (at least one channel, or one tile): they stay in the
+second-level cache for the sum that reads them."""
+
+
+@numba.njit(**_JIT_OPTIONS)
+def depthwise3x3_same(
+    x: Array, w: Array, bias: Array, lo: float, hi: float, out: Array,
+    pre: Array, pre_lo: float, pre_hi: float,
+) -> None:  # pragma: no cover - compiled
+    """3x3, stride 1, one pixel of padding on every side (the output the input's size),
+    ``W > 1``: a group of channels at a time (:data:`GROUP_BYTES`) is copied as
+    ``clip(x + pre[c], pre_lo, pre_hi)`` (the producer's bias and activation, applied here
+    instead of in a pass of their own) into planes of pitch ``W`` between two zero rows,
+    then summed from there straight into ``out`` (:func:`depthwise3x3_same_planes`)."""
+    n_img, channels, height, width = x.shape
+    hw = height * width
+    plane_len = hw + 2 * width + 2  # slack, zero row, body, zero row, slack
+    per_group = max(1, min(channels, GROUP_BYTES // (plane_len * 4)))
+    planes = np.zeros(per_group * plane_len, np.float32)
+    keep_left, keep_right = column_masks(hw, width, 0, width - 1)
+    in_lo, in_hi = np.float32(pre_lo), np.float32(pre_hi)
+    xf = x.reshape(n_img, channels * hw)
+    body = _u(1 + width)
+    for n in range(n_img):
+        xs = xf[n]
+        for c0 in range(0, channels, per_group):
+            group = min(per_group, channels - c0)
+            for c in range(group):
+                src = _u(c0 + c) * _u(hw)
+                dst = _u(c) * _u(plane_len) + body
+                shift = pre[c0 + c]
+                for i in range(_u(hw)):
+                    planes[dst + i] = min(max(xs[src + i] + shift, in_lo), in_hi)
+            c1 = c0 + group
+            depthwise3x3_same_planes(planes, plane_len, width, w[c0:c1], bias[c0:c1], lo, hi,
+                                     out[n, c0:c1].reshape(group * hw), keep_left, keep_right)
+
+
 @numba.njit(**_JIT_OPTIONS)
 def depthwise3x3_s2_planes(
     planes: Array, channel_len: int, odd_at: int, width: int, top: int, left: int, w: Array,
@@ -556,17 +501,12 @@ def depthwise3x3_s2_planes(
                 out[row + ox] = acc[src + ox]
 
 
-GROUP_BYTES = 96 * 1024
-""":func:`expand_depthwise` expands this many bytes of channels at a time (at least one tile):
-they stay in the second-level cache for the depthwise conv that reads them."""
-
-
 @numba.njit(**_JIT_OPTIONS)
 def depthwise3x3_same_planes(
     planes: Array, plane_len: int, width: int, w: Array, bias: Array, lo: float, hi: float,
     out: Array, keep_left: Array, keep_right: Array,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`depthwise3x3_same_small`'s sum for channels already in their padded planes:
+    """The 3x3 stride-1 sum for channels already in their padded planes:
     channel ``c``'s ``H * W`` inputs at ``planes[c * plane_len + 1 + W:]``, after a zero row
     (and one slack element) and before another, with ``keep_left`` and ``keep_right`` from
     :func:`column_masks`; ``out`` is the channels' outputs, flat. Nothing is copied in or
@@ -598,11 +538,6 @@ def depthwise3x3_same_planes(
             out[dst + i] = min(max(v, lo32), hi32)
 
 
-GROUP_BYTES = 96 * 1024
-""":func:`expand_depthwise` expands this many bytes of channels at a time (at least one tile):
-they stay in the second-level cache for the depthwise conv that reads them."""
-
-
 @numba.njit(**_JIT_OPTIONS)
 def expand_depthwise(
     x: Array, expand: Array, e_bias: Array, e_lo: float, e_hi: float, e_kernel: Any,
@@ -612,7 +547,7 @@ def expand_depthwise(
     """An inverted-residual block's expand and depthwise convs as one: ``out =
     clip(depthwise3x3(clip(expand(x) + e_bias, e_lo, e_hi)) + bias, lo, hi)``, for float32
     ``x`` ``(N, K, H, W)``, ``w`` the depthwise weights ``(C, 3, 3)`` and ``out`` ``(N, C,
-    OH, OW)``, with the geometry of :func:`depthwise3x3_s1_same` (stride 1) or
+    OH, OW)``, with the geometry of :func:`depthwise3x3_same` (stride 1) or
     :func:`depthwise3x3_s2_even` (stride 2) on the expanded ``height`` x ``width`` planes.
     ``expand`` is the tiles of a 1x1 conv (:func:`pointwise`) when ``e_kernel`` is
     ``(0, 0, 0, 0, 0)``, else of a direct conv (:func:`direct`) of kernel ``(kh, kw)``, stride
