@@ -95,7 +95,9 @@ def test_a_deadline_expires_in_the_queue_and_while_running(
     elapsed = time.perf_counter() - begin
     assert running.status_code == 504, running.text
     assert f"deadline of {deadline_ms} ms expired while running" in running.json()["error"]
-    assert elapsed < full_run / 2, (elapsed, full_run)  # stopped at a node boundary, not run out
+    # stopped at a node boundary, not run out: the deadline is a fifth of a full run, and the
+    # HTTP round trip and the boundary add a few ms (on a fast machine a full run is ~0.1 s)
+    assert elapsed < 0.75 * full_run, (elapsed, full_run)
     stats = _pool(slow_server)
     assert stats.lent == 0 and stats.waiting == 0
     assert _failures(slow_server, "timeout") >= 2
