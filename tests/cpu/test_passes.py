@@ -370,6 +370,22 @@ def test_the_expand_conv_fuses_into_its_depthwise_conv(kernel_kind: str) -> None
     assert set(fused.original) == names
 
 
+async def test_a_fused_block_with_a_dynamic_plane_runs_the_two_kernels_where_it_must() -> None:
+    """An unknown plane size decides per run: 8x8 at stride 2 fits the fused kernel, 9x9 does
+    not and runs on the two convs' kernels; both match the reference."""
+    proto = inverted_residual(True, True, True, 2, size=8)
+    proto.graph.input[0].CopyFrom(f32("x", [2, 4, "h", "w"]))
+    async with aioplug.Core() as core:
+        config = {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1}
+        compiled = await core.compile_model(proto, "CPU", config)
+        for size in (8, 9, 8):
+            feeds = {"x": (rng.standard_normal((2, 4, size, size)) * 3).astype(np.float32)}
+            got = (await compiled.infer(feeds))["y"]
+            np.testing.assert_allclose(
+                got, ReferenceEvaluator(proto).run(None, feeds)[0], rtol=1e-4, atol=1e-4
+            )
+
+
 def stem_block(stride: int, dw_stride: int, size: int, pads: list[int] | str) -> onnx.ModelProto:
     """A stem (3 -> 10 channels, 3x3) + Clip(0, 6) -> 3x3 depthwise + Relu, as MobileNetV2
     begins; ``pads`` the stem's, as a list or an ``auto_pad`` mode."""
@@ -459,4 +475,7 @@ test_fused_blocks_match_the_reference_on_one_and_two_threads = pytest.mark.anyio
 )
 test_a_stem_fuses_with_its_depthwise_conv = pytest.mark.anyio(
     test_a_stem_fuses_with_its_depthwise_conv
+)
+test_a_fused_block_with_a_dynamic_plane_runs_the_two_kernels_where_it_must = pytest.mark.anyio(
+    test_a_fused_block_with_a_dynamic_plane_runs_the_two_kernels_where_it_must
 )

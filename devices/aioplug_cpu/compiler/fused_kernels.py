@@ -182,8 +182,6 @@ def expand_depthwise(node: KernelNode) -> Kernel:
         const_inputs=(None, *consts[2:5]), input_dtypes=(dtypes[0], *dtypes[2:5]),
         input_shapes=(None, *shapes[2:5]),
     )
-    expand = conv_kernel(expand_node)
-    depthwise = lookup(CPU_DOMAIN, "FusedConv", 1)(dw_node)
     w_expand, w_dw, b_dw, b_expand = consts[1:5]
     outer = clip_bounds(
         str(node.attr("activation", "")), float(node.attr("activation_alpha", 0.0)),
@@ -218,18 +216,31 @@ def expand_depthwise(node: KernelNode) -> Kernel:
         return e_geom, window.geometry(e_geom.out if e_geom is not None else x_shape[2:])
 
     shape = shapes[0]
-    if fast and shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape):
+    static = shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape)
+    if fast and static:
+        assert shape is not None and window is not None
         e_geom, geometry = planes(tuple(shape))  # a static plane: decide now
         height, width = e_geom.out if e_geom is not None else shape[2:]
-        assert window is not None
         fast = _jit.expand_depthwise_covers(height, width, geometry, window.strides[0])
+    # the two convs' own kernels, for what the fused one does not cover; made only when a
+    # plane may need them (their weights arranged and their compiled kernels loaded then)
+    chain: list[Kernel] = []
+
+    def make_chain() -> list[Kernel]:
+        if not chain:  # two streams may both make it: either pair serves
+            chain[:] = (conv_kernel(expand_node), lookup(CPU_DOMAIN, "FusedConv", 1)(dw_node))
+        return chain
+
+    if not (fast and static):
+        make_chain()
 
     def chained(x: Any, w_e: Any, w: Any, b: Any, b_e: Any) -> tuple[Any, ...]:
+        expand, depthwise = make_chain()
         (y,) = expand(x, w_e)[:1]
         return depthwise(y, w, b, b_e)
 
     if not fast:
-        return as_kernel(chained, f"{expand.exec_type}|{depthwise.exec_type}")
+        return as_kernel(chained, f"{chain[0].exec_type}|{chain[1].exec_type}")
     assert window is not None and e_window is not None and outer is not None
     assert inner is not None and w_expand is not None and w_dw is not None
     assert b_dw is not None and b_expand is not None
