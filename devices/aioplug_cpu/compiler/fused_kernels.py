@@ -221,7 +221,7 @@ def expand_depthwise(node: KernelNode) -> Kernel:
         assert shape is not None and window is not None
         e_geom, geometry = planes(tuple(shape))  # a static plane: decide now
         height, width = e_geom.out if e_geom is not None else shape[2:]
-        fast = _jit.expand_depthwise_covers(height, width, geometry, window.strides[0])
+        fast = _jit.depthwise_planes_cover(height, width, geometry, window.strides[0])
     # the two convs' own kernels, for what the fused one does not cover; made only when a
     # plane may need them (their weights arranged and their compiled kernels loaded then)
     chain: list[Kernel] = []

@@ -41,9 +41,9 @@ from ._common import Array
 from ._spatial import Geometry, Window
 
 __all__ = [
-    "PreActivation", "available", "bias_clip", "depthwise2d", "direct_conv", "expand_depthwise",
-    "expand_depthwise_covers", "gelu_erf", "layer_norm_last",
-    "max_pool2d", "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
+    "PreActivation", "available", "bias_clip", "depthwise2d", "depthwise_planes_cover",
+    "direct_conv", "expand_depthwise", "gelu_erf", "layer_norm_last", "max_pool2d",
+    "pointwise_conv", "pointwise_weights", "prepare_weights", "softmax_last",
     "WinogradWeights", "warm_up", "warm_up_for", "winograd3x3", "winograd_weights",
 ]
 
@@ -202,12 +202,9 @@ def depthwise2d(
     height, width = x.shape[2:]
     if weights.shape[1:] == (3, 3) and sy == sx and sy in (1, 2) and dy == dx == 1:
         small = height * width <= k.SMALL_PLANE
-        if sy == 1 and geom.begin == geom.end == (1, 1) and width > 1:
+        if sy == 1 and depthwise_planes_cover(height, width, geom, 1):
             k.depthwise3x3_same(x, weights, bias, low, high, out, *pre)
-        elif (
-            sy == 2 and height % 2 == 0 and width % 2 == 0 and top in (0, 1) and left in (0, 1)
-            and geom.out == (height // 2, width // 2)
-        ):
+        elif sy == 2 and depthwise_planes_cover(height, width, geom, 2):
             even = k.depthwise3x3_s2_even_small if small else k.depthwise3x3_s2_even
             even(x, weights, bias, low, high, out, top, left, *pre)
         else:
@@ -218,9 +215,10 @@ def depthwise2d(
     return out
 
 
-def expand_depthwise_covers(height: int, width: int, geom: Geometry, stride: int) -> bool:
-    """Whether :func:`expand_depthwise` covers a 3x3 depthwise conv of this geometry over an
-    ``height`` x ``width`` plane: stride 1 with one pixel of padding on every side and
+def depthwise_planes_cover(height: int, width: int, geom: Geometry, stride: int) -> bool:
+    """Whether the plane-based 3x3 depthwise kernels (``depthwise3x3_same``, the stride-2
+    ``depthwise3x3_s2_even*`` and :func:`expand_depthwise`) cover a conv of this geometry over
+    an ``height`` x ``width`` plane: stride 1 with one pixel of padding on every side and
     ``width > 1``, or stride 2 on even sizes halved, with ``top`` and ``left`` pads of 0 or 1."""
     top, left = geom.begin
     if stride == 1:
@@ -241,7 +239,7 @@ def expand_depthwise(
     geometry ``geom`` on the expanded planes) on a float32 ``(N, K, H, W)``, computed a group
     of channels at a time (see ``_jit_kernels.expand_depthwise``). The expand conv is 1x1,
     or with ``direct`` (its kernel size, stride and geometry) one for :func:`direct_conv`.
-    None when :func:`expand_depthwise_covers` says no; only when :func:`available`."""
+    None when :func:`depthwise_planes_cover` says no; only when :func:`available`."""
     k = _need()
     if x.dtype != np.float32 or x.ndim != 4 or weights.shape[1:] != (3, 3):
         return None
@@ -252,7 +250,7 @@ def expand_depthwise(
         (kh, kw), e_stride, e_geom = direct
         height, width = e_geom.out
         e_kernel = (kh, kw, e_stride, *e_geom.begin)
-    if not expand_depthwise_covers(height, width, geom, stride):
+    if not depthwise_planes_cover(height, width, geom, stride):
         return None
     out = np.empty((x.shape[0], weights.shape[0], *geom.out), np.float32)
     top, left = geom.begin

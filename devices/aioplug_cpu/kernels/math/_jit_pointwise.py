@@ -77,6 +77,32 @@ def _data(context: Any, builder: ir.IRBuilder, arrty: Any, arr: Any) -> Any:
     return cgutils.create_struct_proxy(arrty)(context, builder, value=arr).data
 
 
+_V8 = ir.VectorType(ir.FloatType(), 8)
+_V8P = _V8.as_pointer()
+_I32 = ir.IntType(32)
+
+
+def _splat(builder: ir.IRBuilder, value: Any) -> Any:
+    """``value`` in all eight lanes."""
+    vec = builder.insert_element(ir.Constant(_V8, ir.Undefined), value, ir.Constant(_I32, 0))
+    mask = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
+    return builder.shuffle_vector(vec, ir.Constant(_V8, ir.Undefined), mask)
+
+
+def _fma(builder: ir.IRBuilder) -> Any:
+    """LLVM's fused multiply-add of 8-float vectors."""
+    return cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V8, [_V8, _V8, _V8]), "llvm.fma.v8f32"
+    )
+
+
+def _clip(builder: ir.IRBuilder, v: Any, low: Any, high: Any) -> Any:
+    """``v`` (a vector or a scalar) clipped to ``[low, high]`` by compare-and-select, which
+    keeps NaN, as Relu and Clip do."""
+    v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+    return builder.select(builder.fcmp_ordered(">", v, high), high, v)
+
+
 @numba.njit(inline="always", cache=True)
 def _variant(rows: int, vectors: int, residual: bool) -> int:
     """The key of a tile variant: ``rows`` output channels (1-6), ``vectors`` 8-pixel
@@ -92,17 +118,11 @@ def _tile_codegen(indexed: bool) -> Any:
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         (w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, variant) = args
         arg_types = signature.args
-        f32 = ir.FloatType()
-        v8 = ir.VectorType(f32, 8)
-        v8p = v8.as_pointer()
-        i32 = ir.IntType(32)
-        i64 = k_len.type
-        splat_mask = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
-        zero = ir.Constant(v8, [0.0] * 8)
+        v8p, i32, i64 = _V8P, _I32, k_len.type
+        zero = ir.Constant(_V8, [0.0] * 8)
 
         def splat(value: Any) -> Any:
-            vec = builder.insert_element(ir.Constant(v8, ir.Undefined), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(vec, ir.Constant(v8, ir.Undefined), splat_mask)
+            return _splat(builder, value)
 
         def at(ptr: Any, offset: Any) -> Any:
             return builder.gep(ptr, [offset])
@@ -113,9 +133,7 @@ def _tile_codegen(indexed: bool) -> Any:
         def load(ptr: Any, offset: Any) -> Any:
             return builder.load(builder.bitcast(at(ptr, offset), v8p), align=4)
 
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v8, [v8, v8, v8]), "llvm.fma.v8f32"
-        )
+        fma = _fma(builder)
         i8p = ir.IntType(8).as_pointer()
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
@@ -139,9 +157,7 @@ def _tile_codegen(indexed: bool) -> Any:
         odds = ir.Constant(ir.VectorType(i32, 8), list(range(1, 16, 2)))
 
         def clip(v: Any) -> Any:
-            # compare-and-select keeps NaN, as Relu and Clip do
-            v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
-            return builder.select(builder.fcmp_ordered(">", v, high), high, v)
+            return _clip(builder, v, low, high)
 
         def store(rows: int, vectors: int, residual: bool) -> None:
             for i in range(rows):
@@ -262,19 +278,12 @@ def _column(  # type: ignore[no-untyped-def]
         (w, w_off, x, x_off, y, y_off, z, k_len, ldx, ldy, bias, b_off, lo, hi, rows, cols,
          residual) = args
         arg_types = signature.args
-        f32 = ir.FloatType()
-        v8 = ir.VectorType(f32, 8)
-        v8p = v8.as_pointer()
-        i32 = ir.IntType(32)
-        i64 = k_len.type
+        v8, v8p, i32, i64 = _V8, _V8P, _I32, k_len.type
         zero = ir.Constant(v8, [0.0] * 8)
         lanes = ir.Constant(
             ir.VectorType(ir.IntType(1), 8), [1] * TILE_ROWS + [0] * (8 - TILE_ROWS)
         )
-        splat_mask = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v8, [v8, v8, v8]), "llvm.fma.v8f32"
-        )
+        fma = _fma(builder)
         masked_load = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(v8, [v8p, i32, lanes.type, v8]),
             "llvm.masked.load.v8f32.p0v8f32",
@@ -304,11 +313,7 @@ def _column(  # type: ignore[no-untyped-def]
             ])
             xrow = at(xp, builder.mul(k, ldx))
             for j in range(n_cols):
-                xs = builder.insert_element(
-                    ir.Constant(v8, ir.Undefined), builder.load(at(xrow, const(j))),
-                    ir.Constant(i32, 0),
-                )
-                xs = builder.shuffle_vector(xs, ir.Constant(v8, ir.Undefined), splat_mask)
+                xs = _splat(builder, builder.load(at(xrow, const(j))))
                 acc = builder.load(accs[u][j])
                 builder.store(builder.call(fma, [wv, xs, acc]), accs[u][j])
 
@@ -322,11 +327,7 @@ def _column(  # type: ignore[no-untyped-def]
                 builder.store(
                     builder.fadd(builder.load(value), builder.load(at(zp, offset))), value
                 )
-            v = builder.load(value)
-            # compare-and-select keeps NaN, as Relu and Clip do
-            v = builder.select(builder.fcmp_ordered("<", v, lo), lo, v)
-            v = builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
-            builder.store(v, at(yp, offset))
+            builder.store(_clip(builder, builder.load(value), lo, hi), at(yp, offset))
 
         def emit(n_cols: int) -> None:
             for u in range(_UNROLL):
@@ -492,6 +493,12 @@ def split_input(
                     dst[j] = src[j * stride]
 
 
+@numba.njit(inline="always", cache=True)
+def _phase_rows(out_h: int, kh: int, stride: int) -> int:
+    """Rows of each phase plane that ``out_h`` output rows of a ``kh``-tall kernel read."""
+    return ((out_h - 1) * stride + kh + stride - 1) // stride
+
+
 @numba.njit(**_JIT_OPTIONS)
 def direct_layout(
     channels: int, kh: int, kw: int, stride: int, out_h: int, out_w: int
@@ -499,8 +506,8 @@ def direct_layout(
     """The zeroed phase planes of one image for :func:`direct_tiles` (flat: ``(C, stride,
     stride, rows, pitch)``), the offset of each tap ``(c, ky, kx)`` in them, and their
     ``pitch``."""
-    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
-    phase_cols = ((out_w - 1) * stride + kw + stride - 1) // stride
+    phase_rows = _phase_rows(out_h, kh, stride)
+    phase_cols = _phase_rows(out_w, kw, stride)  # the same count across
     pitch = phase_cols + TILE_COLS  # slack for the last strip's reads past the row
     phases = np.zeros(channels * stride * stride * (phase_rows + 1) * pitch, np.float32)
     offsets = np.empty(channels * kh * kw, np.int64)
@@ -520,7 +527,7 @@ def direct_split(
     phases: Array,
 ) -> None:  # pragma: no cover - compiled
     """One image ``x`` ``(C, H, W)`` into the phase planes of :func:`direct_layout`."""
-    phase_rows = ((out_h - 1) * stride + kh + stride - 1) // stride
+    phase_rows = _phase_rows(out_h, kh, stride)
     planes = phases.reshape((x.shape[0], stride, stride, phase_rows + 1, pitch))
     split_input(x, stride, top, left, pitch, phase_rows, planes)
 
